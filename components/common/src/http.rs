@@ -1,0 +1,95 @@
+//! Thin Spin HTTP glue shared by every service.
+//!
+//! spin-sdk 5.2 buffers the whole request body before a handler sees it, and its
+//! `Router` answers unknown routes with a plain-text 404 (or 405 when another
+//! method matches). [`read_request`] reads the body with a size limit instead, and
+//! [`not_found`] is the JSON fallback route every service registers as `/*`.
+
+use futures::TryStreamExt;
+use spin_sdk::http::{IncomingRequest, IntoResponse, Params, Request, Response};
+
+use crate::error::ApiError;
+
+/// Reads `incoming` into a [`Request`], refusing bodies over `limit` bytes with 413
+/// without buffering them.
+pub async fn read_request(incoming: IncomingRequest, limit: usize) -> Result<Request, ApiError> {
+    let headers = incoming.headers().entries();
+    let declared_length = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| std::str::from_utf8(value).ok()?.trim().parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+
+    let method = incoming.method();
+    let uri = incoming.uri();
+    let mut body = Vec::new();
+    // Chunked bodies have no Content-Length, so the limit is also enforced while reading.
+    let mut chunks = incoming.into_body_stream();
+    while let Some(chunk) = chunks.try_next().await.map_err(|e| {
+        eprintln!("failed to read the request body: {e:?}");
+        ApiError::BadRequest("Could not read the request body".to_owned())
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend(chunk);
+    }
+
+    Ok(Request::builder()
+        .method(method)
+        .uri(uri)
+        .headers(headers)
+        .body(body)
+        .build())
+}
+
+/// Router fallback: `{"errors":[{"message":"Not Found"}]}` with 404.
+pub fn not_found(_req: Request, _params: Params) -> Response {
+    ApiError::NotFound.into_response()
+}
+
+/// The request's `Cookie` header, if it is valid UTF-8.
+pub fn cookie_header(req: &Request) -> Option<&str> {
+    req.header("cookie").and_then(|value| value.as_str())
+}
+
+/// Adds a `Set-Cookie` header.
+///
+/// spin-sdk 5.2 keeps one value per header name (a `HashMap`), so a response can set
+/// only one cookie this way; keys are lower-case, as `ResponseBuilder::header` stores them.
+pub fn with_cookie(mut response: Response, set_cookie: String) -> Response {
+    response.set_header("set-cookie", set_cookie);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spin_sdk::http::Method;
+
+    #[test]
+    fn not_found_is_json() {
+        let response = not_found(Request::new(Method::Get, "/nope"), Params::default());
+        assert_eq!(*response.status(), 404);
+        assert_eq!(response.body(), br#"{"errors":[{"message":"Not Found"}]}"#);
+    }
+
+    #[test]
+    fn cookie_header_is_read_case_insensitively() {
+        let req = Request::get("/").header("Cookie", "session=x").build();
+        assert_eq!(cookie_header(&req), Some("session=x"));
+        assert_eq!(cookie_header(&Request::new(Method::Get, "/")), None);
+    }
+
+    #[test]
+    fn with_cookie_sets_one_lower_case_header() {
+        let response = with_cookie(Response::new(200, ()), "session=abc".into());
+        assert_eq!(
+            response.header("Set-Cookie").and_then(|v| v.as_str()),
+            Some("session=abc")
+        );
+        assert_eq!(response.headers().count(), 1);
+    }
+}

@@ -1,0 +1,41 @@
+//! Command-line interface. Each subcommand lives in `commands/` with an `execute()`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{build::BuildCommand, up::UpCommand};
+
+/// Run Spin applications made of WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the application: HTTP and Redis triggers, one fresh instance per event.
+    Up(UpCommand),
+    /// Run every component's `[component.x.build]` command.
+    Build(BuildCommand),
+}
+
+impl Command {
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Up(cmd) => cmd.execute(),
+            Command::Build(cmd) => cmd.execute(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

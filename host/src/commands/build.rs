@@ -1,0 +1,108 @@
+//! `tessera build`: run each component's build command, like `spin build`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::manifest;
+
+#[derive(Debug, Args)]
+pub struct BuildCommand {
+    /// The application manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "spin.toml",
+        env = "TESSERA_MANIFEST"
+    )]
+    pub manifest: PathBuf,
+    /// Build only these components (by id); all by default.
+    #[arg(short = 'c', long = "component-id")]
+    pub components: Vec<String>,
+}
+
+impl BuildCommand {
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let loaded = manifest::load(&self.manifest)?;
+        let app_dir = loaded.path.parent().map(PathBuf::from).unwrap_or_default();
+        for wanted in &self.components {
+            if !loaded
+                .manifest
+                .component
+                .keys()
+                .any(|id| id.as_str() == wanted)
+            {
+                anyhow::bail!("{}: no component `{wanted}`", loaded.path.display());
+            }
+        }
+        for (id, component) in &loaded.manifest.component {
+            if !self.components.is_empty() && !self.components.iter().any(|c| c == id.as_str()) {
+                continue;
+            }
+            let Some(build) = &component.build else {
+                eprintln!("[{id}] no build command; skipping");
+                continue;
+            };
+            let workdir = match &build.workdir {
+                Some(dir) => app_dir.join(dir),
+                None => app_dir.clone(),
+            };
+            for command in build.command.as_slice() {
+                eprintln!("[{id}] $ {command}");
+                let status = run_prefixed(id.as_str(), command, &workdir, &build.environment)
+                    .with_context(|| {
+                        format!(
+                            "component `{id}`: cannot run build command {command:?} in {}",
+                            workdir.display()
+                        )
+                    })?;
+                if !status.success() {
+                    eprintln!("[{id}] build command failed ({status})");
+                    let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
+                    return Ok(ExitCode::from(code));
+                }
+            }
+        }
+        eprintln!("Finished building all components");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Runs `command` with `sh -c`, prefixing each output line with the component id.
+fn run_prefixed(
+    id: &str,
+    command: &str,
+    workdir: &std::path::Path,
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(workdir)
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let forward = |stream: Box<dyn std::io::Read + Send>, prefix: String| {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("{prefix} {line}");
+            }
+        })
+    };
+    let mut threads = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        threads.push(forward(Box::new(out), format!("[{id}]")));
+    }
+    if let Some(err) = child.stderr.take() {
+        threads.push(forward(Box::new(err), format!("[{id}]")));
+    }
+    let status = child.wait()?;
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(status)
+}

@@ -1,0 +1,210 @@
+//! `tessera up`: load the app, compile its components, and serve its triggers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::commands::build::BuildCommand;
+use crate::manifest;
+use crate::runtime::{Limits, Runtime};
+use crate::runtime_config::RuntimeConfig;
+use crate::triggers::http::{self, HttpServer};
+use crate::variables::{EnvProvider, Resolved};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub const DEFAULT_MAX_INSTANCES: u32 = 256;
+pub const DEFAULT_MAX_INSTANCE_MEMORY: &str = "128MiB";
+pub const DEFAULT_MAX_REQUEST_BODY: &str = "10MiB";
+
+#[derive(Debug, Args)]
+pub struct UpCommand {
+    /// The application manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "spin.toml",
+        env = "TESSERA_MANIFEST"
+    )]
+    pub manifest: PathBuf,
+    /// Address for the HTTP trigger; port 0 picks a free port (printed at startup).
+    #[arg(long, default_value = DEFAULT_LISTEN, env = "TESSERA_LISTEN")]
+    pub listen: SocketAddr,
+    /// Spin runtime config declaring key-value stores and sqlite databases.
+    #[arg(long = "runtime-config-file", env = "TESSERA_RUNTIME_CONFIG")]
+    pub runtime_config: Option<PathBuf>,
+    /// Where embedded data, logs and the compile cache live [default: .spin next to the manifest].
+    #[arg(long, env = "TESSERA_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Run `tessera build` first.
+    #[arg(long)]
+    pub build: bool,
+    /// Longest a single request or message may run before it is stopped (e.g. 30s, 500ms).
+    #[arg(long, default_value = DEFAULT_REQUEST_TIMEOUT, value_parser = parse_duration, env = "TESSERA_REQUEST_TIMEOUT")]
+    pub request_timeout: Duration,
+    /// Most component instances alive at once; further requests wait their turn.
+    #[arg(long, default_value_t = DEFAULT_MAX_INSTANCES, env = "TESSERA_MAX_INSTANCES")]
+    pub max_instances: u32,
+    /// Most linear memory one instance may use (e.g. 128MiB).
+    #[arg(long, default_value = DEFAULT_MAX_INSTANCE_MEMORY, value_parser = parse_bytes, env = "TESSERA_MAX_INSTANCE_MEMORY")]
+    pub max_instance_memory: usize,
+    /// Largest request body accepted; bigger ones get 413 before reaching a component.
+    #[arg(long, default_value = DEFAULT_MAX_REQUEST_BODY, value_parser = parse_bytes, env = "TESSERA_MAX_REQUEST_BODY")]
+    pub max_request_body: usize,
+}
+
+impl UpCommand {
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        if self.build {
+            let build = BuildCommand {
+                manifest: self.manifest.clone(),
+                components: Vec::new(),
+            };
+            let code = build.execute()?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(self.run())?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let loaded = manifest::load(&self.manifest)?;
+        let app_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
+        let state_dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| app_dir.join(".spin"));
+        let vars = Resolved::resolve(&loaded.manifest.variables, &EnvProvider)
+            .with_context(|| format!("{}: [variables]", loaded.path.display()))?;
+        let runtime_config = RuntimeConfig::load(self.runtime_config.as_deref(), &state_dir)?;
+        let app = App::resolve(&loaded, &vars, runtime_config, &state_dir.join("files"))?;
+
+        let listener = http::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+
+        let limits = Limits {
+            max_instances: self.max_instances,
+            max_memory_bytes: self.max_instance_memory,
+            timeout: self.request_timeout,
+        };
+        let runtime = Arc::new(Runtime::new(&app, limits, &state_dir.join("cache")).await?);
+        let instances = Arc::new(Semaphore::new(self.max_instances as usize));
+        let server = Arc::new(HttpServer::new(
+            &app,
+            runtime.clone(),
+            addr,
+            self.max_request_body,
+            instances,
+        )?);
+
+        if !app.redis_triggers.is_empty() {
+            tracing::warn!(
+                "this app has Redis triggers, which this version of Tessera does not run yet"
+            );
+        }
+
+        eprintln!("Serving HTTP on http://{addr}/");
+        eprintln!("Available Routes:");
+        for line in server.describe_routes(&format!("http://{addr}/")) {
+            eprintln!("{line}");
+        }
+        server.serve(listener, shutdown_signal()).await;
+        eprintln!("Stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Parses `30s`, `500ms`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (e.g. 30s, 500ms, 2m)"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+    };
+    if seconds <= 0.0 {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses `128MiB`, `64KiB`, `1GiB` or a bare number of bytes.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let value: usize = number
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (e.g. 128MiB)"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {s:?} (use KiB, MiB or GiB)"
+            ));
+        }
+    };
+    value
+        .checked_mul(factor)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("size {s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_bytes("128MiB").unwrap(), 128 << 20);
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert!(parse_bytes("12 parsecs").is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! Tessera: runs Spin applications (manifest v2, spin-sdk 5.x components) on wasmtime.
+//!
+//! The pipeline: `manifest` (the file) → `app` (validated, resolved) → `runtime`
+//! (engine, compiled components) → `triggers` (HTTP, Redis) that instantiate a fresh
+//! component per request or message, with the host `capabilities` linked in.
+
+pub mod allowed_hosts;
+pub mod app;
+pub mod bindings;
+pub mod capabilities;
+pub mod cli;
+pub mod commands;
+pub mod manifest;
+pub mod router;
+pub mod runtime;
+pub mod runtime_config;
+pub mod state;
+pub mod telemetry;
+pub mod triggers;
+pub mod variables;

@@ -1,0 +1,80 @@
+//! `HostState`: the data of one wasmtime `Store`, i.e. of one component instance.
+//!
+//! Built by [`HostState::new`] only, once per request or message, from the component's
+//! shared [`ComponentContext`]. It owns the instance's resource table, WASI contexts,
+//! memory limits and the per-instance state of every Spin capability.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::app::ComponentSpec;
+use crate::capabilities::outbound_http::OutboundHttp;
+use crate::capabilities::{key_value, redis, sqlite};
+
+/// Everything about a component that all its instances share, built once at startup.
+pub struct ComponentContext {
+    pub spec: ComponentSpec,
+    pub sqlite: sqlite::ComponentDatabases,
+    pub key_value: key_value::ComponentStores,
+    pub redis: Arc<redis::RedisClients>,
+    pub max_memory_bytes: usize,
+}
+
+pub struct HostState {
+    pub table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound_http: OutboundHttp,
+    pub limits: StoreLimits,
+    pub component: Arc<ComponentContext>,
+}
+
+impl HostState {
+    pub fn new(component: Arc<ComponentContext>) -> anyhow::Result<Self> {
+        let spec = &component.spec;
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout()
+            .inherit_stderr()
+            .envs(&spec.environment);
+        for mount in &spec.mounts {
+            wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)
+                .map_err(|e| anyhow::anyhow!("cannot mount {}: {e}", mount.host.display()))?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(component.max_memory_bytes)
+            .instances(64)
+            .trap_on_grow_failure(true)
+            .build();
+        Ok(HostState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound_http: OutboundHttp::new(component.clone()),
+            limits,
+            component,
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound_http,
+        }
+    }
+}

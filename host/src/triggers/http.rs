@@ -1,0 +1,373 @@
+//! The HTTP trigger: accept connections, route each request with Spin's rules, and run
+//! it in a fresh instance of the matched component.
+//!
+//! A failing request (trap, timeout, missing response) becomes a logged 500; the accept
+//! loop and every other request carry on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::app::App;
+use crate::manifest::ComponentId;
+use crate::router::{Route, RouteMatch, Router};
+use crate::runtime::Runtime;
+use crate::state::HostState;
+
+/// One routable component: its id and its pre-linked HTTP entry point.
+struct HttpComponent {
+    id: ComponentId,
+    pre: ProxyPre<HostState>,
+}
+
+pub struct HttpServer {
+    runtime: Arc<Runtime>,
+    router: Router<Arc<HttpComponent>>,
+    /// Bounds instances alive at once to what the pooling allocator can hold.
+    instances: Arc<Semaphore>,
+    max_body_bytes: usize,
+    listen_addr: SocketAddr,
+}
+
+impl HttpServer {
+    pub fn new(
+        app: &App,
+        runtime: Arc<Runtime>,
+        listen_addr: SocketAddr,
+        max_body_bytes: usize,
+        instances: Arc<Semaphore>,
+    ) -> anyhow::Result<Self> {
+        let mut routes = Vec::new();
+        let mut entry_points: std::collections::HashMap<ComponentId, Arc<HttpComponent>> =
+            Default::default();
+        for trigger in &app.http_triggers {
+            let target = match entry_points.get(&trigger.component) {
+                Some(t) => t.clone(),
+                None => {
+                    let loaded = &runtime.components[&trigger.component];
+                    let pre = ProxyPre::new(loaded.pre.clone()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "component `{}` is routed by [[trigger.http]] {:?} but does not export wasi:http/incoming-handler: {e}",
+                            trigger.component,
+                            trigger.route.raw
+                        )
+                    })?;
+                    let t = Arc::new(HttpComponent {
+                        id: trigger.component.clone(),
+                        pre,
+                    });
+                    entry_points.insert(trigger.component.clone(), t.clone());
+                    t
+                }
+            };
+            routes.push((trigger.route.clone(), target));
+        }
+        let router = Router::new(routes)?;
+        Ok(HttpServer {
+            runtime,
+            router,
+            instances,
+            max_body_bytes,
+            listen_addr,
+        })
+    }
+
+    /// Lines for the startup banner: each route and the component serving it.
+    pub fn describe_routes(&self, base: &str) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (route, target) in self.router.entries() {
+            if seen.insert(route.raw.clone()) {
+                let wildcard = if route.raw.ends_with("...") {
+                    " (wildcard)"
+                } else {
+                    ""
+                };
+                lines.push(format!(
+                    "  {}: {base}{}{wildcard}",
+                    target.id,
+                    route.component_route().trim_start_matches('/')
+                ));
+            }
+        }
+        lines
+    }
+
+    /// Accepts connections until `shutdown` resolves, then drains open connections.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (stream, client) = match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Typically EMFILE: back off briefly instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let server = server.clone();
+                async move { Ok::<_, std::convert::Infallible>(server.handle(req, client).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30))
+                .serve_connection(TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%client, "connection closed with error: {e}");
+                }
+            });
+        }
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {
+                tracing::warn!("gave up waiting for open connections to finish");
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let (response, component) = match self.router.route(&path) {
+            None => (error_response(StatusCode::NOT_FOUND, "Not Found"), None),
+            Some((route, target, matched)) => {
+                let response = match self.dispatch(req, client, route, target, matched).await {
+                    Ok(response) => response,
+                    Err(failure) => failure.into_response(&target.id),
+                };
+                (response, Some(target.id.clone()))
+            }
+        };
+        tracing::info!(
+            target: "tessera::request",
+            %method,
+            %path,
+            component = %component.as_ref().map_or("-", |c| c.as_str()),
+            status = response.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+        );
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        route: &Route,
+        target: &Arc<HttpComponent>,
+        matched: RouteMatch,
+    ) -> Result<Response<HyperOutgoingBody>, Failure> {
+        let req = self.read_body(req).await?;
+        let req = self.add_spin_headers(req, client, route, &matched);
+
+        let permit = self
+            .instances
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::ShuttingDown)?;
+        let loaded = &self.runtime.components[&target.id];
+        let mut store = self.runtime.new_store(loaded).map_err(Failure::Host)?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(|e| Failure::Host(e.into()))?;
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(|e| Failure::Host(e.into()))?;
+        let pre = target.pre.clone();
+        let timeout = self.runtime.limits.timeout;
+
+        // The guest runs in its own task so it can keep streaming the body after the
+        // response headers have been handed to hyper.
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, outparam)
+                    .await
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(Failure::Guest(anyhow::anyhow!(
+                "guest returned error code {code:?}"
+            ))),
+            Err(_) => {
+                let cause = match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("guest returned without setting a response"),
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("guest task failed: {e}"),
+                };
+                Err(Failure::Guest(cause))
+            }
+        }
+    }
+
+    /// Buffers the body up to the limit so an oversized upload gets a 413 before any
+    /// instance (and its memory) is spent on it.
+    async fn read_body(&self, req: Request<Incoming>) -> Result<Request<Full<Bytes>>, Failure> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(Failure::TooLarge);
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(Failure::TooLarge),
+            Err(e) => {
+                return Err(Failure::BadRequest(format!(
+                    "could not read the request body: {e}"
+                )));
+            }
+        };
+        Ok(Request::from_parts(parts, Full::new(bytes)))
+    }
+
+    fn add_spin_headers(
+        &self,
+        mut req: Request<Full<Bytes>>,
+        client: SocketAddr,
+        route: &Route,
+        matched: &RouteMatch,
+    ) -> Request<Full<Bytes>> {
+        let host = match req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(h) => h.to_owned(),
+            None => self.listen_addr.to_string(),
+        };
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let full_url = format!("http://{host}{path_and_query}");
+        let headers = req.headers_mut();
+        let mut set = |name: &str, value: &str| {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::try_from(name),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        };
+        set("host", &host);
+        set("spin-full-url", &full_url);
+        set("spin-path-info", &matched.path_info);
+        set("spin-matched-route", &route.raw);
+        set("spin-raw-component-route", &route.raw);
+        set("spin-component-route", route.component_route());
+        set("spin-base-path", "/");
+        set("spin-client-addr", &client.to_string());
+        for (name, value) in &matched.params {
+            set(
+                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                value,
+            );
+        }
+        // wasi:http needs an absolute URI (authority) on the incoming request.
+        if let Ok(uri) = format!("http://{host}{path_and_query}").parse() {
+            *req.uri_mut() = uri;
+        }
+        req
+    }
+}
+
+/// Why a request did not get the component's response.
+enum Failure {
+    TooLarge,
+    BadRequest(String),
+    ShuttingDown,
+    /// The host could not set the instance up.
+    Host(anyhow::Error),
+    /// The guest trapped, timed out or never responded.
+    Guest(anyhow::Error),
+}
+
+impl Failure {
+    fn into_response(self, component: &ComponentId) -> Response<HyperOutgoingBody> {
+        match self {
+            Failure::TooLarge => {
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+            }
+            Failure::BadRequest(msg) => error_response(StatusCode::BAD_REQUEST, &msg),
+            Failure::ShuttingDown => {
+                error_response(StatusCode::SERVICE_UNAVAILABLE, "Server is shutting down")
+            }
+            Failure::Host(e) | Failure::Guest(e) => {
+                tracing::error!(%component, "request failed: {e:?}");
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+            }
+        }
+    }
+}
+
+/// Host-generated errors use the same JSON error body as the services.
+pub fn error_response(status: StatusCode, message: &str) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "errors": [{ "message": message }] }).to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Binds the listener with an error that says what to do when the port is taken.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (is another server using that port? choose another with --listen, e.g. --listen 127.0.0.1:0)")
+    })
+}

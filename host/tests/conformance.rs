@@ -1,0 +1,262 @@
+//! Host conformance: the conformance guest, mounted as two components with different
+//! grants, run by the real `tessera up` and driven over HTTP.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{TesseraUp, require_guest, workspace_root};
+
+fn manifest() -> std::path::PathBuf {
+    workspace_root().join("host/tests/apps/conformance/spin.toml")
+}
+
+fn runtime_config() -> String {
+    workspace_root()
+        .join("host/tests/apps/conformance/runtime-config.toml")
+        .display()
+        .to_string()
+}
+
+fn start(extra: &[&str], env: &[(&str, &str)]) -> TesseraUp {
+    require_guest();
+    let rc = runtime_config();
+    let mut args = vec!["--runtime-config-file", rc.as_str()];
+    args.extend_from_slice(extra);
+    let mut env = env.to_vec();
+    env.push(("SPIN_VARIABLE_SECRET_TOKEN", "s3cret"));
+    TesseraUp::spawn(&manifest(), &args, &env)
+}
+
+async fn get(app: &TesseraUp, path: &str) -> (u16, String) {
+    let resp = reqwest::get(app.url(path)).await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn serves_a_component_and_reports_unknown_routes_as_json_404() {
+    let app = start(&[], &[]);
+    assert_eq!(get(&app, "/granted/hello").await, (200, "hello".into()));
+    let (status, body) = get(&app, "/nowhere").await;
+    assert_eq!(status, 404);
+    assert_eq!(body, r#"{"errors":[{"message":"Not Found"}]}"#);
+}
+
+#[tokio::test]
+async fn passes_spin_request_headers() {
+    let app = start(&[], &[]);
+    let (status, body) = get(&app, "/granted/headers?x=1").await;
+    assert_eq!(status, 200);
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["spin-path-info"], "/headers");
+    assert_eq!(h["spin-matched-route"], "/granted/...");
+    assert_eq!(h["spin-component-route"], "/granted");
+    assert_eq!(h["spin-full-url"], app.url("/granted/headers?x=1"));
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+}
+
+#[tokio::test]
+async fn most_specific_route_wins() {
+    let app = start(&[], &[]);
+    let (_, body) = get(&app, "/items/special").await;
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        h["spin-matched-route"], "/items/special",
+        "exact route beats :id"
+    );
+    let (_, body) = get(&app, "/items/42").await;
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["spin-matched-route"], "/items/:id");
+    assert_eq!(h["spin-path-match-id"], "42");
+}
+
+#[tokio::test]
+async fn runaway_component_times_out_while_others_are_served() {
+    let app = start(&["--request-timeout", "1s"], &[]);
+    let looping = tokio::spawn({
+        let url = app.url("/granted/loop");
+        async move {
+            let started = Instant::now();
+            let status = reqwest::get(url)
+                .await
+                .expect("loop request")
+                .status()
+                .as_u16();
+            (status, started.elapsed())
+        }
+    });
+    // While the loop burns its core, other requests still get answers.
+    for _ in 0..20 {
+        assert_eq!(get(&app, "/granted/hello").await.0, 200);
+    }
+    let (status, elapsed) = looping.await.unwrap();
+    assert_eq!(status, 500);
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "timed out only after {elapsed:?}"
+    );
+    assert_eq!(
+        get(&app, "/granted/hello").await.0,
+        200,
+        "host still serves after the timeout"
+    );
+}
+
+#[tokio::test]
+async fn trap_and_memory_cap_give_500_and_the_host_carries_on() {
+    let app = start(&["--max-instance-memory", "32MiB"], &[]);
+    let (status, body) = get(&app, "/granted/trap").await;
+    assert_eq!(status, 500);
+    assert_eq!(body, r#"{"errors":[{"message":"Something went wrong"}]}"#);
+    assert_eq!(
+        get(&app, "/granted/alloc/1").await,
+        (200, (1 << 20).to_string())
+    );
+    assert_eq!(
+        get(&app, "/granted/alloc/64").await.0,
+        500,
+        "64 MiB exceeds the 32 MiB cap"
+    );
+    assert_eq!(get(&app, "/granted/hello").await.0, 200);
+    assert!(app.logs().contains("request failed"), "failures are logged");
+}
+
+#[tokio::test]
+async fn variables_come_from_the_manifest_and_environment() {
+    let app = start(&[], &[("SPIN_VARIABLE_GREETING", "hi from env")]);
+    assert_eq!(
+        get(&app, "/granted/variable/greeting").await,
+        (200, "hi from env".into())
+    );
+    assert_eq!(
+        get(&app, "/granted/variable/token").await,
+        (200, "s3cret".into())
+    );
+    let (status, body) = get(&app, "/denied/variable/greeting").await;
+    assert_eq!(status, 404, "a component sees only its own variables");
+    assert!(body.contains("Undefined"), "{body}");
+    let (status, body) = get(&app, "/granted/variable/Not-Valid").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("InvalidName"), "{body}");
+}
+
+#[tokio::test]
+async fn sqlite_opens_only_granted_labels() {
+    let app = start(&[], &[]);
+    assert_eq!(
+        get(&app, "/granted/sqlite/default").await,
+        (200, "1".into())
+    );
+    assert_eq!(
+        get(&app, "/granted/sqlite/default").await,
+        (200, "2".into()),
+        "data persists across instances"
+    );
+    assert_eq!(
+        get(&app, "/granted/sqlite/data").await,
+        (200, "1".into()),
+        "each label is its own database"
+    );
+    let (status, body) = get(&app, "/granted/sqlite/secrets").await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AccessDenied"), "{body}");
+    let (status, body) = get(&app, "/denied/sqlite/default").await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AccessDenied"), "{body}");
+}
+
+#[tokio::test]
+async fn key_value_opens_only_granted_stores() {
+    let app = start(&[], &[]);
+    assert_eq!(get(&app, "/granted/kv/default").await, (200, "1".into()));
+    assert_eq!(get(&app, "/granted/kv/default").await, (200, "2".into()));
+    let (status, body) = get(&app, "/denied/kv/default").await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AccessDenied"), "{body}");
+}
+
+#[tokio::test]
+async fn outbound_http_reaches_only_allowed_hosts() {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = upstream.local_addr().unwrap().port().to_string();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = upstream.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let app = start(&[], &[("SPIN_VARIABLE_UPSTREAM_PORT", &port)]);
+    let target = format!("http://127.0.0.1:{port}/ping");
+    assert_eq!(
+        get(&app, &format!("/granted/outbound?url={target}")).await,
+        (200, "upstream status 204".into())
+    );
+    let (status, body) = get(&app, &format!("/denied/outbound?url={target}")).await;
+    assert_eq!(status, 502);
+    assert!(body.contains("Denied"), "{body}");
+    let (status, _) = get(&app, "/granted/outbound?url=http://127.0.0.2:9/").await;
+    assert_eq!(status, 502, "another host is not allowed");
+}
+
+#[tokio::test]
+async fn files_are_mounted_read_only_for_their_component() {
+    let app = start(&[], &[]);
+    assert_eq!(
+        get(&app, "/granted/file/static/note.txt").await,
+        (200, "a mounted file\n".into())
+    );
+    assert_eq!(get(&app, "/denied/file/static/note.txt").await.0, 404);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_the_component_runs() {
+    let app = start(&["--max-request-body", "1KiB"], &[]);
+    let client = reqwest::Client::new();
+    let ok = client
+        .post(app.url("/granted/echo"))
+        .body(vec![b'x'; 100])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.text().await.unwrap(), "100");
+    let big = client
+        .post(app.url("/granted/echo"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_across_restarts() {
+    require_guest();
+    let state = tempfile::tempdir().unwrap();
+    let rc = runtime_config();
+    let args = ["--runtime-config-file", rc.as_str()];
+    let env = [("SPIN_VARIABLE_SECRET_TOKEN", "x")];
+    let first = TesseraUp::spawn_with_state(&manifest(), &args, &env, state.path());
+    assert!(
+        first.logs().contains("compiled"),
+        "first start compiles:\n{}",
+        first.logs()
+    );
+    drop(first);
+    let second = TesseraUp::spawn_with_state(&manifest(), &args, &env, state.path());
+    assert!(
+        !second.logs().contains("compiled"),
+        "restart reuses the cache:\n{}",
+        second.logs()
+    );
+    assert_eq!(get(&second, "/granted/hello").await.0, 200);
+}

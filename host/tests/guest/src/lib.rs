@@ -1,0 +1,135 @@
+//! A guest for host conformance tests: each route exercises one capability and reports
+//! what happened, so tests can assert on the host's behaviour over real HTTP.
+
+use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::http_component;
+
+#[http_component]
+async fn handle(req: Request) -> Response {
+    // Exact and `:param` routes have no path info: report what the host sent.
+    if req
+        .header("spin-path-info")
+        .and_then(|h| h.as_str())
+        .unwrap_or("")
+        .is_empty()
+    {
+        return echo_spin_headers(req, Params::default());
+    }
+    // Routed on the suffix after the trigger route, so one wasm serves several
+    // components (`/granted/...`, `/denied/...`) that differ only in their grants.
+    let mut router = Router::suffix();
+    router.get("/hello", |_: Request, _: Params| text(200, "hello"));
+    router.get("/loop", spin_forever);
+    router.get("/trap", |_: Request, _: Params| -> Response {
+        panic!("trap requested")
+    });
+    router.get("/alloc/:mib", allocate);
+    router.get("/headers", echo_spin_headers);
+    router.get("/variable/:name", read_variable);
+    router.get("/sqlite/:label", use_sqlite);
+    router.get("/kv/:label", use_key_value);
+    router.get_async("/outbound", fetch_outbound);
+    router.get("/file/*", read_file);
+    router.post("/echo", |req: Request, _: Params| {
+        text(200, &req.body().len().to_string())
+    });
+    router.handle_async(req).await
+}
+
+fn text(status: u16, body: &str) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(body.to_owned())
+        .build()
+}
+
+fn spin_forever(_: Request, _: Params) -> Response {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn allocate(_: Request, params: Params) -> Response {
+    let mib: usize = params.get("mib").and_then(|m| m.parse().ok()).unwrap_or(1);
+    let buffer = vec![1u8; mib << 20];
+    text(200, &std::hint::black_box(buffer).len().to_string())
+}
+
+fn echo_spin_headers(req: Request, _: Params) -> Response {
+    let headers: serde_json::Map<String, serde_json::Value> = req
+        .headers()
+        .filter(|(name, _)| name.starts_with("spin-") || *name == "host")
+        .map(|(name, value)| (name.to_owned(), value.as_str().unwrap_or("").into()))
+        .collect();
+    text(200, &serde_json::Value::Object(headers).to_string())
+}
+
+fn read_variable(_: Request, params: Params) -> Response {
+    match spin_sdk::variables::get(params.get("name").unwrap_or("")) {
+        Ok(value) => text(200, &value),
+        Err(e) => text(404, &format!("{e:?}")),
+    }
+}
+
+fn use_sqlite(_: Request, params: Params) -> Response {
+    use spin_sdk::sqlite3::{Connection, Value};
+    let label = params.get("label").unwrap_or("default");
+    let run = || -> Result<i64, spin_sdk::sqlite3::Error> {
+        let conn = Connection::open(label)?;
+        conn.execute("CREATE TABLE IF NOT EXISTS hits (n INTEGER)", &[])?;
+        conn.execute("INSERT INTO hits (n) VALUES (?)", &[Value::Integer(1)])?;
+        let rows = conn.execute("SELECT COUNT(*) AS n FROM hits", &[])?;
+        Ok(rows
+            .rows()
+            .next()
+            .and_then(|r| r.get::<i64>("n"))
+            .unwrap_or(-1))
+    };
+    match run() {
+        Ok(count) => text(200, &count.to_string()),
+        Err(e) => text(403, &format!("{e:?}")),
+    }
+}
+
+fn use_key_value(_: Request, params: Params) -> Response {
+    let label = params.get("label").unwrap_or("default");
+    let run = || -> anyhow::Result<String> {
+        let store = spin_sdk::key_value::Store::open(label)?;
+        let n = store
+            .get("counter")?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+            + 1;
+        store.set("counter", n.to_string().as_bytes())?;
+        Ok(n.to_string())
+    };
+    match run() {
+        Ok(n) => text(200, &n),
+        Err(e) => text(403, &format!("{e:?}")),
+    }
+}
+
+async fn fetch_outbound(req: Request, _: Params) -> Response {
+    let url = req.query().strip_prefix("url=").unwrap_or("").to_owned();
+    let outbound = Request::get(url);
+    match spin_sdk::http::send::<_, Response>(outbound).await {
+        Ok(resp) => text(200, &format!("upstream status {}", resp.status())),
+        Err(e) => text(502, &format!("{e:?}")),
+    }
+}
+
+fn read_file(req: Request, _: Params) -> Response {
+    let path = req
+        .header("spin-path-info")
+        .and_then(|h| h.as_str())
+        .unwrap_or("")
+        .trim_start_matches("/file")
+        .to_owned();
+    match std::fs::read_to_string(&path) {
+        Ok(contents) => text(200, &contents),
+        Err(e) => text(404, &format!("{path}: {e}")),
+    }
+}

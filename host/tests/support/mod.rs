@@ -1,0 +1,151 @@
+//! Test harness: runs the real `tessera` binary on a free loopback port.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn tessera_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The conformance guest must have been built (`scripts/test.sh` does it).
+pub fn require_guest() {
+    let wasm = workspace_root().join("target/wasm32-wasip2/release/conformance_guest.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: build it with `cargo build --release --target wasm32-wasip2 -p conformance-guest`",
+        wasm.display()
+    );
+}
+
+/// A running `tessera up`; killed on drop, printing its output when the test failed.
+pub struct TesseraUp {
+    child: Child,
+    pub base_url: String,
+    output: Arc<Mutex<Vec<String>>>,
+    _state: Option<tempfile::TempDir>,
+}
+
+impl TesseraUp {
+    /// Starts `tessera up -f manifest` with `args` and `env`, waiting for the ready line.
+    pub fn spawn(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> TesseraUp {
+        let state = tempfile::tempdir().expect("temp dir");
+        let mut up = Self::spawn_with_state(manifest, args, env, state.path());
+        up._state = Some(state);
+        up
+    }
+
+    /// Like `spawn`, with a state directory the caller keeps (to test restarts).
+    pub fn spawn_with_state(
+        manifest: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        state: &Path,
+    ) -> TesseraUp {
+        let mut child = Command::new(tessera_bin())
+            .arg("up")
+            .arg("-f")
+            .arg(manifest)
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(state)
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tessera");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        drain(child.stdout.take().unwrap(), output.clone(), None);
+        drain(child.stderr.take().unwrap(), output.clone(), Some(ready_tx));
+        let base_url = match ready_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tessera did not become ready:\n{}",
+                    output.lock().unwrap().join("\n")
+                );
+            }
+        };
+        TesseraUp {
+            child,
+            base_url,
+            output,
+            _state: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url.trim_end_matches('/'), path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Polls the captured output until `needle` appears or the deadline passes.
+    pub fn wait_for_log(&self, needle: &str, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for TesseraUp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- tessera output ----\n{}", self.logs());
+        }
+    }
+}
+
+fn drain(
+    stream: impl std::io::Read + Send + 'static,
+    output: Arc<Mutex<Vec<String>>>,
+    ready: Option<std::sync::mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let (Some(tx), Some(url)) = (&ready, line.strip_prefix("Serving HTTP on ")) {
+                let _ = tx.send(url.trim().to_owned());
+            }
+            output.lock().unwrap().push(line);
+        }
+    });
+}
+
+/// Runs `tessera` to completion (for commands that should fail fast).
+pub fn run_tessera(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(tessera_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run tessera");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}

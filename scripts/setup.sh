@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what Tessera needs on a Debian machine with rustup. Idempotent: every step is
+# skipped when its tool is already present. Sourced by dev.sh and test.sh.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if [ "$apt_updated" -eq 0 ]; then
+    log "apt-get update"
+    $sudo apt-get update -qq
+    apt_updated=1
+  fi
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+setup_rust() {
+  # rust-toolchain.toml pins the toolchain; make sure its wasm targets are installed.
+  local installed
+  installed="$(cd "$ROOT" && rustup target list --installed)"
+  for target in wasm32-wasip2 wasm32-unknown-unknown; do
+    if ! grep -qx "$target" <<<"$installed"; then
+      log "rustup target add $target"
+      (cd "$ROOT" && rustup target add "$target")
+    fi
+  done
+}
+
+setup_services() {
+  # Redis for the event triggers and tests (started by `tessera up` and the tests).
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}
+
+# Builds the host and every component once, in the release profile.
+build_all() {
+  log "building the tessera host"
+  (cd "$ROOT" && cargo build --release --locked -p tessera)
+  log "building the components (tessera build)"
+  (cd "$ROOT" && "$CARGO_TARGET_DIR/release/tessera" build -f spin.toml)
+}
+
+setup_rust
+setup_services

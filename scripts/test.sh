@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets up, builds everything once (release profile) and runs every test.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+build_all
+
+log "building the host conformance guest"
+(cd "$ROOT" && cargo build --release --locked --target wasm32-wasip2 -p conformance-guest)
+
+log "running the tests"
+cd "$ROOT"
+# Native unit tests of every crate, the host's conformance tests, and the black-box
+# tests of the app, all against the binaries built above.
+cargo test --release --locked --workspace "$@"
