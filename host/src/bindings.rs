@@ -16,5 +16,14 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use fermyon::spin::{key_value, redis, sqlite as sqlite_v2, variables};
+pub use fermyon::spin2_0_0::{key_value, redis, sqlite as sqlite_v2, variables};
 pub use spin::sqlite::sqlite as sqlite_v3;
+
+/// The Redis trigger's entry point: `fermyon:spin/inbound-redis#handle-message`.
+pub mod redis_handler {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "tessera:host/redis-handler",
+        exports: { default: async },
+    });
+}

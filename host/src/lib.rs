@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod commands;
+pub mod dev_services;
 pub mod manifest;
 pub mod router;
 pub mod runtime;

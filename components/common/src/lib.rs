@@ -3,15 +3,24 @@
 //! Each module owns one concern of the HTTP contract in `spec/marketplace.md`:
 //! [`error`] (the error body and status codes), [`json`] (request/response bodies),
 //! [`session`] (the `session` cookie and its JWT), [`config`] (Spin variables) and
-//! [`http`] (thin Spin glue: bounded body reading and the JSON 404).
+//! [`http`] (thin Spin glue: bounded body reading and the JSON 404). Between services:
+//! [`events`] (the event types generated from `wit/` and their CloudEvents envelope),
+//! [`outbox`] (events committed with the change that causes them, relayed to Redis),
+//! [`sqlite`] (Spin's sqlite behind a trait, transactions) and [`time`].
 //!
-//! Everything except the Spin glue is plain Rust and is unit-tested natively.
+//! Everything except the Spin glue is plain Rust and is unit-tested natively. The
+//! `testing` feature adds in-memory doubles (`sqlite::testing::MemoryDb`,
+//! `outbox::testing::MemoryPublisher`) for the services' native tests.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod json;
+pub mod outbox;
 pub mod session;
+pub mod sqlite;
+pub mod time;
 
 pub use error::{ApiError, FieldError};

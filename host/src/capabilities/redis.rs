@@ -1,29 +1,81 @@
-//! `fermyon:spin/redis@2.0.0`: outbound Redis, allowed only to hosts in the component's
-//! `allowed_outbound_hosts`.
+//! `fermyon:spin/redis@2.0.0`: outbound Redis, allowed only to addresses in the
+//! component's `allowed_outbound_hosts`.
 //!
-//! Placeholder until outbound Redis lands: every call returns a guest-visible error.
+//! One multiplexed, self-reconnecting connection per address is shared by every
+//! instance of every component: opening a TCP connection per request would cost more
+//! than the commands themselves. While Redis is down commands fail fast with an error
+//! the guest sees (its outbox keeps the event), instead of hanging the request.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
 use wasmtime::component::{Linker, Resource};
 
 use crate::bindings::redis::{self, Error, RedisParameter, RedisResult};
 use crate::state::HostState;
 
-/// Shared Redis clients (one per address), reused across instances.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared Redis clients, one per address.
 #[derive(Default)]
-pub struct RedisClients;
+pub struct RedisClients {
+    by_address: Mutex<HashMap<String, ConnectionManager>>,
+}
+
+impl RedisClients {
+    async fn connect(&self, address: &str) -> Result<ConnectionManager, Error> {
+        let mut clients = self.by_address.lock().await;
+        if let Some(conn) = clients.get(address) {
+            return Ok(conn.clone());
+        }
+        let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))?;
+        clients.insert(address.to_owned(), conn.clone());
+        Ok(conn)
+    }
+}
 
 /// The resource behind a guest's Redis `connection` handle.
-pub struct RedisConnection;
+pub struct RedisConnection {
+    conn: ConnectionManager,
+}
 
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     redis::add_to_linker::<_, super::Data>(linker, |s| s)?;
     Ok(())
 }
 
-fn unavailable<T>() -> wasmtime::Result<Result<T, Error>> {
-    Ok(Err(Error::Other(
-        "outbound Redis is not implemented yet".into(),
-    )))
+impl HostState {
+    /// Runs one command on the connection behind `handle`.
+    async fn redis_query<T: ::redis::FromRedisValue>(
+        &mut self,
+        handle: &Resource<RedisConnection>,
+        cmd: ::redis::Cmd,
+    ) -> wasmtime::Result<Result<T, Error>> {
+        let mut conn = self.table.get(handle)?.conn.clone();
+        Ok(cmd
+            .query_async::<T>(&mut conn)
+            .await
+            .map_err(to_guest_error))
+    }
+}
+
+fn to_guest_error(e: ::redis::RedisError) -> Error {
+    if e.kind() == ::redis::ErrorKind::UnexpectedReturnType {
+        Error::TypeError
+    } else {
+        Error::Other(e.to_string())
+    }
 }
 
 impl redis::Host for HostState {}
@@ -31,80 +83,145 @@ impl redis::Host for HostState {}
 impl redis::HostConnection for HostState {
     async fn open(
         &mut self,
-        _address: String,
+        address: String,
     ) -> wasmtime::Result<Result<Resource<RedisConnection>, Error>> {
-        unavailable()
+        if !self.component.spec.allowed_hosts.allows_url(&address) {
+            tracing::warn!(component = %self.component.spec.id, %address, "redis open denied: address not in allowed_outbound_hosts");
+            return Ok(Err(Error::InvalidAddress));
+        }
+        let conn = match self.component.redis.connect(&address).await {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.table.push(RedisConnection { conn })?))
     }
+
     async fn publish(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _channel: String,
-        _payload: Vec<u8>,
+        c: Resource<RedisConnection>,
+        channel: String,
+        payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("PUBLISH");
+        cmd.arg(channel).arg(payload);
+        Ok(self.redis_query::<i64>(&c, cmd).await?.map(drop))
     }
+
     async fn get(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _key: String,
+        c: Resource<RedisConnection>,
+        key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("GET");
+        cmd.arg(key);
+        self.redis_query(&c, cmd).await
     }
+
     async fn set(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _key: String,
-        _value: Vec<u8>,
+        c: Resource<RedisConnection>,
+        key: String,
+        value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("SET");
+        cmd.arg(key).arg(value);
+        Ok(self.redis_query::<::redis::Value>(&c, cmd).await?.map(drop))
     }
+
     async fn incr(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _key: String,
+        c: Resource<RedisConnection>,
+        key: String,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("INCR");
+        cmd.arg(key);
+        self.redis_query(&c, cmd).await
     }
+
     async fn del(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _keys: Vec<String>,
+        c: Resource<RedisConnection>,
+        keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("DEL");
+        cmd.arg(keys);
+        self.redis_query(&c, cmd).await
     }
+
     async fn sadd(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _key: String,
-        _values: Vec<String>,
+        c: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("SADD");
+        cmd.arg(key).arg(values);
+        self.redis_query(&c, cmd).await
     }
+
     async fn smembers(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _key: String,
+        c: Resource<RedisConnection>,
+        key: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("SMEMBERS");
+        cmd.arg(key);
+        self.redis_query(&c, cmd).await
     }
+
     async fn srem(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _key: String,
-        _values: Vec<String>,
+        c: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd("SREM");
+        cmd.arg(key).arg(values);
+        self.redis_query(&c, cmd).await
     }
+
     async fn execute(
         &mut self,
-        _c: Resource<RedisConnection>,
-        _command: String,
-        _arguments: Vec<RedisParameter>,
+        c: Resource<RedisConnection>,
+        command: String,
+        arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        unavailable()
+        let mut cmd = ::redis::cmd(&command);
+        for arg in arguments {
+            match arg {
+                RedisParameter::Int64(i) => cmd.arg(i),
+                RedisParameter::Binary(b) => cmd.arg(b),
+            };
+        }
+        Ok(self
+            .redis_query::<::redis::Value>(&c, cmd)
+            .await?
+            .map(flatten_results))
     }
+
     async fn drop(&mut self, c: Resource<RedisConnection>) -> wasmtime::Result<()> {
         self.table.delete(c)?;
         Ok(())
+    }
+}
+
+/// `execute` returns a flat list, as Spin does: arrays are flattened one level.
+fn flatten_results(value: ::redis::Value) -> Vec<RedisResult> {
+    use ::redis::Value;
+    fn one(value: Value) -> RedisResult {
+        match value {
+            Value::Nil => RedisResult::Nil,
+            Value::Int(i) => RedisResult::Int64(i),
+            Value::BulkString(b) => RedisResult::Binary(b),
+            Value::SimpleString(s) => RedisResult::Status(s),
+            Value::Okay => RedisResult::Status("OK".into()),
+            Value::Boolean(b) => RedisResult::Int64(i64::from(b)),
+            Value::Double(d) => RedisResult::Binary(d.to_string().into_bytes()),
+            other => RedisResult::Binary(format!("{other:?}").into_bytes()),
+        }
+    }
+    match value {
+        Value::Array(items) | Value::Set(items) => items.into_iter().map(one).collect(),
+        other => vec![one(other)],
     }
 }

@@ -12,10 +12,12 @@ use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::commands::build::BuildCommand;
+use crate::dev_services;
 use crate::manifest;
 use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
 use crate::triggers::http::{self, HttpServer};
+use crate::triggers::redis::RedisTrigger;
 use crate::variables::{EnvProvider, Resolved};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -107,13 +109,24 @@ impl UpCommand {
             runtime.clone(),
             addr,
             self.max_request_body,
-            instances,
+            instances.clone(),
         )?);
 
-        if !app.redis_triggers.is_empty() {
-            tracing::warn!(
-                "this app has Redis triggers, which this version of Tessera does not run yet"
-            );
+        let redis = if app.redis_triggers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(RedisTrigger::new(
+                &app,
+                runtime.clone(),
+                instances,
+            )?))
+        };
+        let mut dev_services = Vec::new();
+        for address in redis.iter().flat_map(|r| r.addresses()) {
+            dev_services.extend(dev_services::ensure_redis(address, &state_dir)?);
+        }
+        if let Some(redis) = redis {
+            tokio::spawn(redis.run());
         }
 
         eprintln!("Serving HTTP on http://{addr}/");
@@ -122,6 +135,7 @@ impl UpCommand {
             eprintln!("{line}");
         }
         server.serve(listener, shutdown_signal()).await;
+        drop(dev_services);
         eprintln!("Stopped");
         Ok(())
     }

@@ -149,3 +149,100 @@ pub fn run_tessera(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// A real `redis-server` on a free loopback port, stopped on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let mut server = RedisServer { child: None, port };
+        server.restart();
+        server
+    }
+
+    /// A handle to a Redis someone else started on `port` (nothing to stop).
+    pub fn existing(port: u16) -> RedisServer {
+        RedisServer { child: None, port }
+    }
+
+    pub fn address(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--notify-keyspace-events", "Ex"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        assert!(
+            wait_until(Duration::from_secs(5), || port_answers(self.port)),
+            "redis-server did not start"
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn publish(&self, channel: &str, message: &str) {
+        let client = redis::Client::open(self.address()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(message)
+            .query(&mut conn)
+            .unwrap();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn port_answers(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Polls `check` until it holds or `deadline` passes.
+pub fn wait_until(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}

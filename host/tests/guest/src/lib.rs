@@ -2,7 +2,7 @@
 //! what happened, so tests can assert on the host's behaviour over real HTTP.
 
 use spin_sdk::http::{Params, Request, Response, Router};
-use spin_sdk::http_component;
+use spin_sdk::{http_component, redis_component};
 
 #[http_component]
 async fn handle(req: Request) -> Response {
@@ -30,6 +30,8 @@ async fn handle(req: Request) -> Response {
     router.get("/kv/:label", use_key_value);
     router.get_async("/outbound", fetch_outbound);
     router.get("/file/*", read_file);
+    router.get("/redis/publish/:channel/:message", publish_to_redis);
+    router.get("/redis/received", list_received);
     router.post("/echo", |req: Request, _: Params| {
         text(200, &req.body().len().to_string())
     });
@@ -131,5 +133,57 @@ fn read_file(req: Request, _: Params) -> Response {
     match std::fs::read_to_string(&path) {
         Ok(contents) => text(200, &contents),
         Err(e) => text(404, &format!("{path}: {e}")),
+    }
+}
+
+/// Records every Redis message in sqlite so tests can see what arrived, and in what order.
+#[redis_component]
+fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
+    use spin_sdk::sqlite3::{Connection, Value};
+    let conn = Connection::open("default")?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS received (seq INTEGER PRIMARY KEY, body TEXT)",
+        &[],
+    )?;
+    let body = String::from_utf8_lossy(&message).into_owned();
+    if body == "trap" {
+        panic!("trap requested by message");
+    }
+    conn.execute(
+        "INSERT INTO received (body) VALUES (?)",
+        &[Value::Text(body)],
+    )?;
+    Ok(())
+}
+
+fn list_received(_: Request, _: Params) -> Response {
+    use spin_sdk::sqlite3::Connection;
+    let run = || -> Result<Vec<String>, spin_sdk::sqlite3::Error> {
+        let conn = Connection::open("default")?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS received (seq INTEGER PRIMARY KEY, body TEXT)",
+            &[],
+        )?;
+        let rows = conn.execute("SELECT body FROM received ORDER BY seq", &[])?;
+        Ok(rows
+            .rows()
+            .filter_map(|r| r.get::<&str>("body").map(str::to_owned))
+            .collect())
+    };
+    match run() {
+        Ok(bodies) => text(200, &bodies.join(",")),
+        Err(e) => text(500, &format!("{e:?}")),
+    }
+}
+
+fn publish_to_redis(_: Request, params: Params) -> Response {
+    let address = spin_sdk::variables::get("redis_address").unwrap_or_default();
+    let channel = params.get("channel").unwrap_or("none");
+    let message = params.get("message").unwrap_or("");
+    let result = spin_sdk::redis::Connection::open(&address)
+        .and_then(|c| c.publish(channel, &message.as_bytes().to_vec()));
+    match result {
+        Ok(()) => text(200, "published"),
+        Err(e) => text(502, &format!("{e:?}")),
     }
 }

@@ -1,0 +1,96 @@
+//! [`MemoryPublisher`], and a look into the outbox table, for native tests.
+
+use std::cell::{Cell, RefCell};
+
+use anyhow::{Context, anyhow, bail};
+
+use super::Publisher;
+use crate::events::{self, Event};
+use crate::sqlite::Database;
+
+/// A [`Publisher`] that records what it publishes, and can be taken down.
+#[derive(Default)]
+pub struct MemoryPublisher {
+    published: RefCell<Vec<(String, Vec<u8>)>>,
+    down: Cell<bool>,
+    fail_after: Cell<Option<usize>>,
+}
+
+impl MemoryPublisher {
+    /// Every `(channel, payload)` published so far, in order.
+    pub fn published(&self) -> Vec<(String, Vec<u8>)> {
+        self.published.borrow().clone()
+    }
+
+    /// The published events, decoded; checks that each went out on its own channel.
+    pub fn events(&self) -> Vec<Event> {
+        self.published
+            .borrow()
+            .iter()
+            .map(|(channel, payload)| {
+                let event = events::decode(payload).expect("published payloads decode");
+                assert_eq!(channel, event.channel(), "published on the wrong channel");
+                event
+            })
+            .collect()
+    }
+
+    /// Forgets what was published.
+    pub fn clear(&self) {
+        self.published.borrow_mut().clear();
+    }
+
+    /// Every publish fails until [`MemoryPublisher::come_back`].
+    pub fn go_down(&self) {
+        self.down.set(true);
+    }
+
+    /// Publishing works again.
+    pub fn come_back(&self) {
+        self.down.set(false);
+        self.fail_after.set(None);
+    }
+
+    /// The next `successes` publishes work, then it goes down.
+    pub fn fail_after(&self, successes: usize) {
+        self.fail_after.set(Some(successes));
+    }
+}
+
+impl Publisher for MemoryPublisher {
+    fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
+        match self.fail_after.get() {
+            Some(0) => self.down.set(true),
+            Some(n) => self.fail_after.set(Some(n - 1)),
+            None => {}
+        }
+        if self.down.get() {
+            bail!("connection refused (Redis is down)");
+        }
+        self.published
+            .borrow_mut()
+            .push((channel.to_owned(), payload.to_vec()));
+        Ok(())
+    }
+}
+
+/// The events waiting in the outbox, in `seq` order.
+pub fn pending(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<Event>> {
+    let result = db
+        .query("SELECT channel, payload FROM outbox ORDER BY seq", &[])
+        .context("Failed to read the outbox")?;
+    result
+        .rows()
+        .map(|row| {
+            let payload = row
+                .get::<&[u8]>("payload")
+                .ok_or_else(|| anyhow!("payload is not a blob"))?;
+            let event = events::decode(payload)?;
+            let channel = row.get::<&str>("channel").unwrap_or_default();
+            if channel != event.channel() {
+                bail!("`{}` event queued for channel `{channel}`", event.channel());
+            }
+            Ok(event)
+        })
+        .collect()
+}

@@ -1,0 +1,170 @@
+use super::testing::{MemoryPublisher, pending};
+use super::*;
+use crate::events::{ExpirationComplete, TicketRef, OrderCancelled};
+use crate::sqlite::testing::MemoryDb;
+use crate::sqlite::transaction;
+
+const NOW: u64 = 1_795_514_580;
+const SOURCE: &str = "/tessera/test";
+
+fn db() -> MemoryDb {
+    let db = MemoryDb::new();
+    create_table(&db).unwrap();
+    // Creating it again is harmless (every instance does it on open).
+    create_table(&db).unwrap();
+    db
+}
+
+fn expired(order: &str) -> Event {
+    ExpirationComplete {
+        order_id: order.into(),
+    }
+    .into()
+}
+
+fn enqueue_committed(db: &MemoryDb, events: &[Event]) {
+    transaction(db, || -> anyhow::Result<()> {
+        for event in events {
+            enqueue(db, event, SOURCE, NOW)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn orders(publisher: &MemoryPublisher) -> Vec<String> {
+    publisher
+        .events()
+        .into_iter()
+        .map(|event| match event {
+            Event::ExpirationComplete(e) => e.order_id,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn enqueued_events_are_stored_as_envelopes() {
+    let db = db();
+    let event: Event = OrderCancelled {
+        id: "o1".into(),
+        version: 1,
+        ticket: TicketRef { id: "t1".into() },
+    }
+    .into();
+    enqueue_committed(&db, std::slice::from_ref(&event));
+    assert_eq!(pending(&db).unwrap(), vec![event]);
+
+    let result = db.query("SELECT channel, payload, created_at FROM outbox", &[]).unwrap();
+    let row = result.rows().next().unwrap();
+    assert_eq!(row.get::<&str>("channel"), Some("order:cancelled"));
+    assert_eq!(row.get::<u64>("created_at"), Some(NOW));
+    let envelope: events::Envelope =
+        serde_json::from_slice(row.get::<&[u8]>("payload").unwrap()).unwrap();
+    assert_eq!(envelope.source, SOURCE);
+    assert_eq!(envelope.event_type, "order:cancelled");
+    assert_eq!(envelope.time.as_deref(), Some("2026-11-24T10:03:00Z"));
+    let id = uuid::Uuid::parse_str(&envelope.id).unwrap();
+    assert_eq!(id.get_version_num(), 4);
+}
+
+#[test]
+fn each_event_gets_its_own_id() {
+    let db = db();
+    enqueue_committed(&db, &[expired("o1"), expired("o1")]);
+    let publisher = MemoryPublisher::default();
+    relay(&db, &publisher).unwrap();
+    let ids: Vec<String> = publisher
+        .published()
+        .iter()
+        .map(|(_, payload)| serde_json::from_slice::<events::Envelope>(payload).unwrap().id)
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn a_rolled_back_transaction_enqueues_nothing() {
+    let db = db();
+    let result = transaction(&db, || -> anyhow::Result<()> {
+        enqueue(&db, &expired("o1"), SOURCE, NOW)?;
+        anyhow::bail!("the change failed");
+    });
+    assert!(result.is_err());
+    assert_eq!(pending(&db).unwrap(), vec![]);
+}
+
+#[test]
+fn relay_publishes_in_order_and_empties_the_outbox() {
+    let db = db();
+    enqueue_committed(&db, &[expired("o1"), expired("o2")]);
+    enqueue_committed(&db, &[expired("o3")]);
+    let publisher = MemoryPublisher::default();
+
+    assert_eq!(relay(&db, &publisher).unwrap(), 3);
+    assert_eq!(orders(&publisher), ["o1", "o2", "o3"]);
+    assert_eq!(pending(&db).unwrap(), vec![]);
+
+    // Nothing left: a second relay publishes nothing.
+    assert_eq!(relay(&db, &publisher).unwrap(), 0);
+    assert_eq!(publisher.published().len(), 3);
+}
+
+#[test]
+fn relay_stops_at_the_first_failure_and_resumes_in_order() {
+    let db = db();
+    enqueue_committed(&db, &[expired("o1"), expired("o2"), expired("o3")]);
+    let publisher = MemoryPublisher::default();
+    publisher.fail_after(1);
+
+    let err = relay(&db, &publisher).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("Failed to publish outbox row 2 on `expiration:complete`"),
+        "{err:#}"
+    );
+    assert_eq!(orders(&publisher), ["o1"]);
+    assert_eq!(pending(&db).unwrap(), vec![expired("o2"), expired("o3")]);
+
+    // Still down: nothing moves, and relay_or_log does not fail the caller.
+    relay_or_log(&db, &publisher);
+    assert_eq!(pending(&db).unwrap().len(), 2);
+
+    publisher.come_back();
+    enqueue_committed(&db, &[expired("o4")]);
+    assert_eq!(relay(&db, &publisher).unwrap(), 3);
+    assert_eq!(orders(&publisher), ["o1", "o2", "o3", "o4"]);
+    assert_eq!(pending(&db).unwrap(), vec![]);
+}
+
+#[test]
+fn a_failed_delete_keeps_the_row_for_a_second_publish() {
+    // Published but not deleted: the row goes out again later (consumers are idempotent).
+    let db = db();
+    enqueue_committed(&db, &[expired("o1")]);
+    let publisher = MemoryPublisher::default();
+    db.fail_statements_containing("DELETE FROM outbox");
+    assert!(relay(&db, &publisher).is_err());
+    db.heal();
+    assert_eq!(relay(&db, &publisher).unwrap(), 1);
+    assert_eq!(orders(&publisher), ["o1", "o1"]);
+}
+
+#[test]
+fn a_large_backlog_drains_in_batches() {
+    let db = db();
+    let backlog: Vec<Event> = (0..250).map(|i| expired(&format!("o{i:03}"))).collect();
+    enqueue_committed(&db, &backlog);
+    let publisher = MemoryPublisher::default();
+    assert_eq!(relay(&db, &publisher).unwrap(), 250);
+    let published = orders(&publisher);
+    let mut sorted = published.clone();
+    sorted.sort();
+    assert_eq!(published, sorted);
+    assert_eq!(pending(&db).unwrap(), vec![]);
+}
+
+#[test]
+fn an_unreadable_outbox_is_an_error() {
+    let db = MemoryDb::new();
+    let err = relay(&db, &MemoryPublisher::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("no such table: outbox"), "{err:#}");
+}

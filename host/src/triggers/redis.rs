@@ -1,0 +1,210 @@
+//! The Redis trigger: SUBSCRIBE to every `[[trigger.redis]]` channel and run each message
+//! in a fresh instance of every component subscribed to that channel.
+//!
+//! One subscriber connection per Redis address. When Redis goes away the subscriber logs
+//! it and reconnects with backoff; messages published meanwhile are lost to pub/sub
+//! (at-most-once), which is why services publish through an outbox and sweep.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::bindings::redis_handler::RedisHandlerPre;
+use crate::manifest::ComponentId;
+use crate::runtime::Runtime;
+use crate::state::HostState;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A component's pre-linked Redis entry point.
+struct RedisComponent {
+    id: ComponentId,
+    pre: RedisHandlerPre<HostState>,
+}
+
+/// Everything subscribed on one Redis server: channel → components.
+struct Subscription {
+    address: String,
+    channels: BTreeMap<String, Vec<Arc<RedisComponent>>>,
+}
+
+pub struct RedisTrigger {
+    runtime: Arc<Runtime>,
+    subscriptions: Vec<Subscription>,
+    instances: Arc<Semaphore>,
+}
+
+impl RedisTrigger {
+    /// Resolves address → channel → components before connecting anywhere.
+    pub fn new(
+        app: &App,
+        runtime: Arc<Runtime>,
+        instances: Arc<Semaphore>,
+    ) -> anyhow::Result<Self> {
+        let mut by_address: BTreeMap<String, BTreeMap<String, Vec<Arc<RedisComponent>>>> =
+            BTreeMap::new();
+        let mut entry_points: std::collections::HashMap<ComponentId, Arc<RedisComponent>> =
+            Default::default();
+        for trigger in &app.redis_triggers {
+            let target = match entry_points.get(&trigger.component) {
+                Some(t) => t.clone(),
+                None => {
+                    let loaded = &runtime.components[&trigger.component];
+                    let pre = RedisHandlerPre::new(loaded.pre.clone()).map_err(|e| {
+                        anyhow::anyhow!(
+                            "component `{}` is subscribed to Redis channel {:?} but does not export fermyon:spin/inbound-redis (use #[redis_component]): {e}",
+                            trigger.component,
+                            trigger.channel
+                        )
+                    })?;
+                    let t = Arc::new(RedisComponent {
+                        id: trigger.component.clone(),
+                        pre,
+                    });
+                    entry_points.insert(trigger.component.clone(), t.clone());
+                    t
+                }
+            };
+            ::redis::Client::open(trigger.address.as_str()).map_err(|e| {
+                anyhow::anyhow!(
+                    "[[trigger.redis]] for component `{}`: invalid Redis address {:?}: {e}",
+                    trigger.component,
+                    trigger.address
+                )
+            })?;
+            by_address
+                .entry(trigger.address.clone())
+                .or_default()
+                .entry(trigger.channel.clone())
+                .or_default()
+                .push(target);
+        }
+        let subscriptions = by_address
+            .into_iter()
+            .map(|(address, channels)| Subscription { address, channels })
+            .collect();
+        Ok(RedisTrigger {
+            runtime,
+            subscriptions,
+            instances,
+        })
+    }
+
+    /// Addresses this trigger will subscribe on (for dev services).
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.subscriptions.iter().map(|s| s.address.as_str())
+    }
+
+    /// Runs every subscriber until the process stops.
+    pub async fn run(self: Arc<Self>) {
+        let tasks = (0..self.subscriptions.len()).map(|i| {
+            let trigger = self.clone();
+            tokio::spawn(async move { trigger.subscribe_forever(i).await })
+        });
+        futures::future::join_all(tasks).await;
+    }
+
+    async fn subscribe_forever(&self, index: usize) {
+        let sub = &self.subscriptions[index];
+        let mut backoff = MIN_BACKOFF;
+        let mut was_connected = false;
+        loop {
+            match self.listen(sub, &mut was_connected).await {
+                Ok(()) => {
+                    tracing::warn!(address = %sub.address, "lost the connection to Redis; reconnecting")
+                }
+                Err(e) if was_connected => {
+                    tracing::warn!(address = %sub.address, "lost the connection to Redis ({e}); reconnecting")
+                }
+                Err(e) => {
+                    tracing::warn!(address = %sub.address, "cannot subscribe to Redis ({e}); retrying in {backoff:?}")
+                }
+            }
+            if was_connected {
+                backoff = MIN_BACKOFF;
+                was_connected = false;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Subscribes and dispatches messages until the connection ends.
+    async fn listen(&self, sub: &Subscription, was_connected: &mut bool) -> anyhow::Result<()> {
+        let client = ::redis::Client::open(sub.address.as_str())?;
+        let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out connecting"))??;
+        for channel in sub.channels.keys() {
+            pubsub.subscribe(channel).await?;
+        }
+        *was_connected = true;
+        for channel in sub.channels.keys() {
+            eprintln!("Subscribed to {}/{channel}", sub.address);
+        }
+        let mut messages = pubsub.into_on_message();
+        while let Some(msg) = messages.next().await {
+            let channel = msg.get_channel_name().to_owned();
+            let payload = msg.get_payload_bytes().to_vec();
+            let Some(targets) = sub.channels.get(&channel) else {
+                continue;
+            };
+            for target in targets {
+                self.dispatch(target.clone(), channel.clone(), payload.clone())
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one message in a fresh instance; waits only for a free instance slot, so
+    /// messages are handled concurrently up to the instance limit.
+    async fn dispatch(&self, target: Arc<RedisComponent>, channel: String, payload: Vec<u8>) {
+        let Ok(permit) = self.instances.clone().acquire_owned().await else {
+            return;
+        };
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let started = std::time::Instant::now();
+            let result = handle_message(&runtime, &target, &payload).await;
+            let micros = started.elapsed().as_micros() as u64;
+            match result {
+                Ok(()) => {
+                    tracing::info!(target: "tessera::message", %channel, component = %target.id, outcome = "ok", micros)
+                }
+                Err(e) => {
+                    tracing::error!(target: "tessera::message", %channel, component = %target.id, outcome = "failed", micros, "message handling failed: {e:#}")
+                }
+            }
+        });
+    }
+}
+
+async fn handle_message(
+    runtime: &Runtime,
+    target: &RedisComponent,
+    payload: &Vec<u8>,
+) -> anyhow::Result<()> {
+    let loaded = &runtime.components[&target.id];
+    let mut store = runtime.new_store(loaded)?;
+    let timeout = runtime.limits.timeout;
+    let run = async {
+        let handler = target.pre.instantiate_async(&mut store).await?;
+        handler
+            .fermyon_spin_inbound_redis()
+            .call_handle_message(&mut store, payload)
+            .await
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(anyhow::anyhow!("component returned {e:?}")),
+        Ok(Err(trap)) => Err(trap.into()),
+        Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
+    }
+}

@@ -1,0 +1,163 @@
+//! The Redis trigger, outbound Redis and the dev Redis service, against real Redis.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{
+    RedisServer, TesseraUp, free_port, port_answers, require_guest, wait_until, workspace_root,
+};
+
+fn manifest() -> std::path::PathBuf {
+    workspace_root().join("host/tests/apps/redis/spin.toml")
+}
+
+fn start(redis_address: &str) -> TesseraUp {
+    require_guest();
+    let app = TesseraUp::spawn(
+        &manifest(),
+        &[],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", redis_address)],
+    );
+    assert!(
+        app.wait_for_log("Subscribed to", Duration::from_secs(10)),
+        "never subscribed:\n{}",
+        app.logs()
+    );
+    app
+}
+
+fn received(app: &TesseraUp) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::get(app.url("/granted/redis/received"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
+
+fn get(app: &TesseraUp, path: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::get(app.url(path)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+#[test]
+fn messages_run_the_subscribed_component_once_each() {
+    let redis = RedisServer::start();
+    let app = start(&redis.address());
+    redis.publish("conformance", "one");
+    redis.publish("other-channel", "ignored");
+    redis.publish("conformance", "two");
+    // Messages run concurrently, so only the set (and count) is asserted, not the order.
+    let sorted = || {
+        let mut got: Vec<String> = received(&app).split(',').map(str::to_owned).collect();
+        got.sort();
+        got
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || sorted() == ["one", "two"]),
+        "got {:?}\n{}",
+        sorted(),
+        app.logs()
+    );
+}
+
+#[test]
+fn a_trapping_message_is_logged_and_later_messages_still_run() {
+    let redis = RedisServer::start();
+    let app = start(&redis.address());
+    redis.publish("conformance", "trap");
+    assert!(
+        app.wait_for_log("message handling failed", Duration::from_secs(10)),
+        "{}",
+        app.logs()
+    );
+    redis.publish("conformance", "after");
+    assert!(
+        wait_until(Duration::from_secs(10), || received(&app) == "after"),
+        "{}",
+        app.logs()
+    );
+    assert!(
+        app.logs().contains("channel=conformance component=granted"),
+        "{}",
+        app.logs()
+    );
+}
+
+#[test]
+fn outbound_publish_is_allowed_only_to_granted_addresses() {
+    let redis = RedisServer::start();
+    let app = start(&redis.address());
+    assert_eq!(get(&app, "/granted/redis/publish/conformance/loop").0, 200);
+    assert!(
+        wait_until(Duration::from_secs(10), || received(&app) == "loop"),
+        "{}",
+        app.logs()
+    );
+    let (status, body) = get(&app, "/denied/redis/publish/conformance/nope");
+    assert_eq!(status, 502);
+    assert!(body.contains("InvalidAddress"), "{body}");
+}
+
+#[test]
+fn subscriber_reconnects_after_redis_restarts() {
+    let mut redis = RedisServer::start();
+    let app = start(&redis.address());
+    redis.stop();
+    let (status, _) = get(&app, "/granted/redis/publish/conformance/while-down");
+    assert_eq!(status, 502, "publishing while Redis is down fails cleanly");
+    assert!(
+        app.wait_for_log("reconnecting", Duration::from_secs(10)),
+        "{}",
+        app.logs()
+    );
+    redis.restart();
+    // Messages published after the subscriber is back are delivered.
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            redis.publish("conformance", "back");
+            received(&app).contains("back")
+        }),
+        "{}",
+        app.logs()
+    );
+}
+
+#[test]
+fn dev_redis_is_started_on_a_silent_loopback_port_and_stopped_on_exit() {
+    let port = free_port();
+    let address = format!("redis://127.0.0.1:{port}");
+    let app = start(&address);
+    assert!(
+        app.logs()
+            .contains(&format!("Started dev Redis at {address}")),
+        "{}",
+        app.logs()
+    );
+    let client = RedisServer::existing(port);
+    client.publish("conformance", "via-dev-redis");
+    assert!(
+        wait_until(Duration::from_secs(10), || received(&app)
+            == "via-dev-redis"),
+        "{}",
+        app.logs()
+    );
+    drop(app);
+    assert!(
+        wait_until(Duration::from_secs(5), || !port_answers(port)),
+        "dev Redis still running after tessera exited"
+    );
+}
