@@ -1,10 +1,8 @@
 //! Errors a user can act on: each names the file, the field and the component.
 
-mod support;
-
 use std::path::Path;
 
-use support::{TesseraUp, require_guest, run_tessera, workspace_root};
+use tessera_blackbox::{TesseraUp, require_guest, run_tessera, workspace_root};
 
 fn write_app(dir: &Path, manifest: &str) -> String {
     let path = dir.join("spin.toml");

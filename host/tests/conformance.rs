@@ -1,11 +1,9 @@
 //! Host conformance: the conformance guest, mounted as two components with different
 //! grants, run by the real `tessera up` and driven over HTTP.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::{TesseraUp, require_guest, workspace_root};
+use tessera_blackbox::{TesseraUp, require_guest, workspace_root};
 
 fn manifest() -> std::path::PathBuf {
     workspace_root().join("host/tests/apps/conformance/spin.toml")

@@ -1,10 +1,8 @@
 //! The Redis trigger, outbound Redis and the dev Redis service, against real Redis.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{
+use tessera_blackbox::{
     RedisServer, TesseraUp, free_port, port_answers, require_guest, wait_until, workspace_root,
 };
 

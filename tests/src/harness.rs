@@ -1,6 +1,4 @@
-//! Test harness: runs the real `tessera` binary on a free loopback port.
-
-#![allow(dead_code)]
+//! Processes under test: `tessera up`, `tessera` commands and `redis-server`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,20 +6,35 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub fn tessera_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
-}
-
+/// The workspace checkout this crate lives in.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .unwrap()
+        .expect("tests/ lives in the workspace")
         .to_owned()
+}
+
+/// The release `tessera` binary (`TESSERA_BIN` overrides), built by `scripts/test.sh`.
+pub fn tessera_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("TESSERA_BIN") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let bin = target.join("release/tessera");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release -p tessera`",
+        bin.display()
+    );
+    bin
 }
 
 /// The conformance guest must have been built (`scripts/test.sh` does it).
 pub fn require_guest() {
-    let wasm = workspace_root().join("target/wasm32-wasip2/release/conformance_guest.wasm");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let wasm = target.join("wasm32-wasip2/release/conformance_guest.wasm");
     assert!(
         wasm.exists(),
         "{} is missing: build it with `cargo build --release --target wasm32-wasip2 -p conformance-guest`",
