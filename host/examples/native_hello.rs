@@ -15,7 +15,9 @@ async fn main() -> anyhow::Result<()> {
         let (stream, _) = listener.accept().await?;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(|_req| async {
-                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"hello"))))
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                    b"hello",
+                ))))
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -99,3 +99,91 @@ pub fn messages(error_body: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Polls `check` until it returns `Some` or `deadline` passes (then panics with `what`).
+pub async fn eventually<T, F, Fut>(what: &str, deadline: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// A CloudEvents envelope as the services publish it (see wit/README.md), for tests that
+/// publish straight onto the channels.
+pub fn envelope(channel: &str, data: Value) -> String {
+    json!({
+        "specversion": "1.0",
+        "id": format!("test-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)),
+        "type": channel,
+        "source": "/tessera/tests",
+        "time": "2026-11-24T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": data,
+    })
+    .to_string()
+}
+
+impl Marketplace {
+    /// Lists a ticket as the signed-in `client`, asserting 201.
+    pub async fn sell(&self, client: &Client, title: &str, price: f64) -> Value {
+        let resp = self
+            .post(
+                client,
+                "/api/tickets",
+                json!({"title": title, "price": price}),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "create ticket");
+        body(resp).await
+    }
+
+    /// Orders `ticket_id`, retrying while the orders service has not yet heard of the
+    /// ticket (404): events are asynchronous.
+    pub async fn order_when_known(&self, client: &Client, ticket_id: &str) -> (StatusCode, Value) {
+        eventually(
+            "the ticket to reach the orders service",
+            std::time::Duration::from_secs(10),
+            || async {
+                let resp = self
+                    .post(client, "/api/orders", json!({"ticketId": ticket_id}))
+                    .await;
+                let status = resp.status();
+                if status == StatusCode::NOT_FOUND {
+                    return None;
+                }
+                Some((status, body(resp).await))
+            },
+        )
+        .await
+    }
+}
+
+impl Marketplace {
+    /// PUT with a JSON body; returns the status and JSON body.
+    pub async fn put_json(
+        &self,
+        client: &Client,
+        path: &str,
+        json_body: Value,
+    ) -> (StatusCode, Value) {
+        let resp = client
+            .put(self.url(path))
+            .json(&json_body)
+            .send()
+            .await
+            .expect("PUT");
+        let status = resp.status();
+        (status, body(resp).await)
+    }
+}

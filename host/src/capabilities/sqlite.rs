@@ -203,7 +203,7 @@ fn run_statement(
     params: Vec<Value>,
 ) -> rusqlite::Result<QueryOutput> {
     let mut stmt = conn.prepare_cached(statement)?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let params: Vec<SqlValue> = params
         .into_iter()
         .map(|v| match v {
