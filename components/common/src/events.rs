@@ -25,6 +25,8 @@ mod bindings {
         // Serialized by hand below, as the WIT case name.
         additional_derives_ignore: ["order-status"],
         generate_all,
+        // No function uses the records, and wit-bindgen skips unused types by default.
+        generate_unused_types: true,
     });
 }
 

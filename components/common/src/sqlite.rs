@@ -47,7 +47,8 @@ pub fn open(label: &str) -> anyhow::Result<Connection> {
 /// IMMEDIATE takes the write lock at the start, so concurrent writers (one instance per
 /// request) queue on the host's busy timeout instead of both reading, then deadlocking
 /// when they upgrade to write. It also makes read-check-write sequences inside `body`
-/// atomic. Every statement of `body` must go through the same `db`.
+/// atomic. Every statement of `body` must go through the same `db`; transactions do not
+/// nest.
 pub fn transaction<D, T, E>(db: &D, body: impl FnOnce() -> Result<T, E>) -> Result<T, E>
 where
     D: Database + ?Sized,
@@ -175,7 +176,10 @@ mod tests {
             Ok(())
         })
         .unwrap_err();
-        assert!(err.to_string().contains("UNIQUE constraint failed"), "{err}");
+        assert!(
+            err.to_string().contains("UNIQUE constraint failed"),
+            "{err}"
+        );
         assert_eq!(count(&db), 0);
         // The connection is usable again, outside any transaction.
         transaction(&db, || insert(&db, "c")).unwrap();

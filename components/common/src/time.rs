@@ -45,7 +45,13 @@ mod tests {
 
     #[test]
     fn rejects_other_text() {
-        for bad in ["", "2026-11-24", "2026-11-24 10:03:00", "1969-12-31T23:59:59Z", "soon"] {
+        for bad in [
+            "",
+            "2026-11-24",
+            "2026-11-24 10:03:00",
+            "1969-12-31T23:59:59Z",
+            "soon",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

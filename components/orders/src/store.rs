@@ -1,14 +1,17 @@
-//! Orders and the ticket replica in the Spin sqlite database `orders`.
+//! Orders and the ticket replica in the sqlite database `orders`.
 //!
-//! Handlers and event consumers see only [`OrderStore`], so they are tested natively
-//! with an in-memory store; [`SqliteOrders`] is the one implementation that talks to
-//! Spin. Every write of an order and the event announcing it are committed together:
-//! the event goes into the outbox table (`common::outbox`) in the same transaction and
-//! is relayed to Redis after the commit.
+//! Handlers and event consumers see only [`OrderStore`]. Its one implementation,
+//! [`SqliteOrders`], is written against [`common::sqlite::Database`], so the very same
+//! SQL runs on Spin's connection in the component and on an in-memory sqlite in the
+//! native tests. Every write of an order and the event announcing it are committed
+//! together: the event goes into the outbox table ([`common::outbox`]) in the same
+//! transaction and is relayed to Redis after the commit.
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use common::outbox;
-use spin_sdk::sqlite3::{Connection, Error as SqliteError, QueryResult, Value};
+use common::sqlite::{
+    self, Connection, Database, Row, Value, get_opt_text, get_text, get_u64, integer, text,
+};
 
 use crate::domain::{ExpiresAt, Order, OrderId, OrderStatus, Ticket};
 
@@ -16,11 +19,15 @@ use crate::domain::{ExpiresAt, Order, OrderId, OrderStatus, Ticket};
 /// other than `default`, declared in the runtime config.
 pub const DATABASE: &str = "orders";
 
-/// The schema, one statement each (Spin's `execute` runs a single statement).
+/// The `source` of the events this service publishes.
+pub const EVENT_SOURCE: &str = "/tessera/orders";
+
+/// The schema, one statement each (hosts run a single statement per call).
 ///
 /// `orders_one_holder_per_ticket` is what makes reserving atomic: at most one order in
 /// a status that holds its ticket (`created`, `complete`; see
-/// [`crate::domain::Lifecycle::holds_ticket`]) per ticket, however many instances insert at once.
+/// [`crate::domain::Lifecycle::holds_ticket`]) per ticket, however many instances
+/// insert at once.
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tickets (
         id TEXT PRIMARY KEY,
@@ -44,19 +51,16 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at)",
 ];
 
-/// An order row joined with its ticket's replica.
+/// Order rows joined with their ticket's replica.
 const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.expires_at, o.version,
         t.id AS ticket_id, t.title, t.price_cents, t.user_id AS seller_id,
         t.version AS ticket_version, t.order_id AS holder_id
     FROM orders o JOIN tickets t ON t.id = o.ticket_id";
 
-const SELECT_TICKET: &str =
-    "SELECT id, title, price_cents, user_id, version, order_id FROM tickets WHERE id = ?";
-
 /// Why an order could not be inserted.
 #[derive(Debug)]
 pub enum InsertError {
-    /// Another order in status `created` or `complete` holds the ticket (possibly
+    /// Another order in status `created` or `complete` holds the ticket (possibly one
     /// inserted a moment ago by a concurrent request).
     Reserved,
     /// Anything else.
@@ -74,7 +78,7 @@ pub trait OrderStore {
     /// The replica of ticket `id`.
     fn ticket(&self, id: &str) -> anyhow::Result<Option<Ticket>>;
 
-    /// Stores `incoming` as the replica of its ticket when [`Ticket::replace`] says so,
+    /// Stores `incoming` as its ticket's replica when [`Ticket::replace`] says so,
     /// atomically; whether it was stored.
     fn replicate_ticket(&self, incoming: Ticket) -> anyhow::Result<bool>;
 
@@ -84,120 +88,136 @@ pub trait OrderStore {
     /// The orders of buyer `user_id`, oldest first.
     fn orders_of(&self, user_id: &str) -> anyhow::Result<Vec<Order>>;
 
-    /// Inserts a new `order` placed at `now` and queues [`Order::event`]
-    /// (`order:created`), in one transaction. Refused with [`InsertError::Reserved`] when
-    /// another order holds the ticket: the store enforces this atomically.
+    /// Inserts a new `order` placed at `now` and queues its [`Order::event`]
+    /// (`order:created`), in one transaction. [`InsertError::Reserved`] when another
+    /// order holds the ticket: the store decides this atomically.
     fn insert_order(&self, order: &Order, now: u64) -> Result<(), InsertError>;
 
     /// Replaces `previous` with `updated` (its next version) and queues
-    /// `updated.event()`, in one transaction, only if the stored order is still
+    /// `updated.event()`, in one transaction, but only if the stored order is still
     /// `previous` (same status and version). `false` when a concurrent change got there
-    /// first: then nothing is written.
-    fn update_order(&self, previous: &Order, updated: &Order) -> anyhow::Result<bool>;
+    /// first; then nothing is written.
+    fn update_order(&self, previous: &Order, updated: &Order, now: u64) -> anyhow::Result<bool>;
 }
 
-/// [`OrderStore`] on Spin's sqlite (`spin:sqlite@3.0.0`), with the outbox in the same
-/// database.
-pub struct SqliteOrders(Connection);
+impl<S: OrderStore + ?Sized> OrderStore for &S {
+    fn ticket(&self, id: &str) -> anyhow::Result<Option<Ticket>> {
+        (**self).ticket(id)
+    }
+
+    fn replicate_ticket(&self, incoming: Ticket) -> anyhow::Result<bool> {
+        (**self).replicate_ticket(incoming)
+    }
+
+    fn order(&self, id: &OrderId) -> anyhow::Result<Option<Order>> {
+        (**self).order(id)
+    }
+
+    fn orders_of(&self, user_id: &str) -> anyhow::Result<Vec<Order>> {
+        (**self).orders_of(user_id)
+    }
+
+    fn insert_order(&self, order: &Order, now: u64) -> Result<(), InsertError> {
+        (**self).insert_order(order, now)
+    }
+
+    fn update_order(&self, previous: &Order, updated: &Order, now: u64) -> anyhow::Result<bool> {
+        (**self).update_order(previous, updated, now)
+    }
+}
+
+/// [`OrderStore`] on a sqlite [`Database`]; the outbox lives in the same database.
+pub struct SqliteOrders<D = Connection> {
+    db: D,
+}
 
 impl SqliteOrders {
-    /// Opens the `orders` database and creates the tables on first use.
+    /// Opens the `orders` database (creating the tables on first use).
     pub fn open() -> anyhow::Result<Self> {
-        let conn = Connection::open(DATABASE)
-            .map_err(describe)
-            .with_context(|| format!("Failed to open sqlite database `{DATABASE}`"))?;
+        Self::new(sqlite::open(DATABASE)?)
+    }
+}
+
+impl<D: Database> SqliteOrders<D> {
+    /// The store on `db`, creating the tables (and the outbox) if needed.
+    pub fn new(db: D) -> anyhow::Result<Self> {
         for statement in SCHEMA {
-            conn.execute(statement, &[])
-                .map_err(describe)
+            db.query(statement, &[])
                 .context("Failed to create the orders schema")?;
         }
-        outbox::migrate(&conn).context("Failed to create the outbox")?;
-        Ok(Self(conn))
+        outbox::create_table(&db)?;
+        Ok(Self { db })
     }
 
-    /// The connection, for relaying the outbox.
-    pub fn connection(&self) -> &Connection {
-        &self.0
-    }
-
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<QueryResult, SqliteError> {
-        self.0.execute(sql, params)
-    }
-
-    /// Runs `work` in a `BEGIN IMMEDIATE` transaction: committed when it returns `Ok`,
-    /// rolled back otherwise. IMMEDIATE takes the write lock up front, so concurrent
-    /// writers queue on the busy timeout instead of failing halfway.
-    fn transaction<T, E: From<anyhow::Error>>(
-        &self,
-        work: impl FnOnce(&Self) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.execute("BEGIN IMMEDIATE", &[])
-            .map_err(describe)
-            .context("Failed to begin a transaction")?;
-        let result = work(self);
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        if let Err(err) = self.execute(end, &[]) {
-            let err = describe(err).context(format!("Failed to {end}"));
-            if result.is_ok() {
-                // Leave no half-open transaction behind on this connection.
-                let _ = self.execute("ROLLBACK", &[]);
-                return Err(err.into());
-            }
-            eprintln!("{err:#}");
-        }
-        result
-    }
-
-    fn select_ticket(&self, id: &str) -> anyhow::Result<Option<Ticket>> {
-        let result = self
-            .execute(SELECT_TICKET, &[text(id)])
-            .map_err(describe)
-            .context("Failed to read a ticket")?;
-        result.rows().next().map(|row| ticket_from(&row)).transpose()
+    /// The database, for relaying the outbox.
+    pub fn db(&self) -> &D {
+        &self.db
     }
 
     fn select_orders(&self, filter: &str, param: &str) -> anyhow::Result<Vec<Order>> {
         let sql = format!("{SELECT_ORDERS} WHERE {filter} ORDER BY o.created_at, o.rowid");
         let result = self
-            .execute(&sql, &[text(param)])
-            .map_err(describe)
+            .db
+            .query(&sql, &[text(param)])
             .context("Failed to read orders")?;
         result.rows().map(|row| order_from(&row)).collect()
     }
+
+    /// Queues the event announcing `order`, in the open transaction.
+    fn enqueue(&self, order: &Order, now: u64) -> anyhow::Result<()> {
+        outbox::enqueue(&self.db, &order.event(), EVENT_SOURCE, now)
+            .with_context(|| format!("Failed to queue the event of order {}", order.id))
+    }
 }
 
-impl OrderStore for SqliteOrders {
+impl<D: Database> OrderStore for SqliteOrders<D> {
     fn ticket(&self, id: &str) -> anyhow::Result<Option<Ticket>> {
-        self.select_ticket(id)
+        let result = self
+            .db
+            .query(
+                "SELECT id, title, price_cents, user_id, version, order_id
+                 FROM tickets WHERE id = ?",
+                &[text(id)],
+            )
+            .context("Failed to read a ticket")?;
+        result
+            .rows()
+            .next()
+            .map(|row| ticket_from(&row))
+            .transpose()
     }
 
     fn replicate_ticket(&self, incoming: Ticket) -> anyhow::Result<bool> {
-        self.transaction(|db| {
-            let current = db.select_ticket(&incoming.id)?;
+        sqlite::transaction(&self.db, || {
+            let current = self.ticket(&incoming.id)?;
             let Some(ticket) = Ticket::replace(current.as_ref(), incoming) else {
                 return Ok(false);
             };
             let params = [
-                text(&ticket.id),
-                text(&ticket.title),
+                text(ticket.id.as_str()),
+                text(ticket.title.as_str()),
                 integer(ticket.price_cents)?,
-                text(&ticket.user_id),
+                text(ticket.user_id.as_str()),
                 integer(ticket.version)?,
-                ticket.order_id.as_deref().map_or(Value::Null, text),
+                ticket.order_id.map_or(Value::Null, text),
             ];
-            db.execute(
-                "INSERT OR REPLACE INTO tickets (id, title, price_cents, user_id, version, order_id)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-                &params,
-            )
-            .map_err(describe)
-            .context("Failed to store a ticket")?;
+            self.db
+                .query(
+                    "INSERT OR REPLACE INTO tickets
+                        (id, title, price_cents, user_id, version, order_id)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                    &params,
+                )
+                .context("Failed to store a ticket")?;
             Ok(true)
         })
     }
 
     fn order(&self, id: &OrderId) -> anyhow::Result<Option<Order>> {
-        Ok(self.select_orders("o.id = ?", id.as_ref())?.into_iter().next())
+        Ok(self
+            .select_orders("o.id = ?", id.as_ref())?
+            .into_iter()
+            .next())
     }
 
     fn orders_of(&self, user_id: &str) -> anyhow::Result<Vec<Order>> {
@@ -207,29 +227,38 @@ impl OrderStore for SqliteOrders {
     fn insert_order(&self, order: &Order, now: u64) -> Result<(), InsertError> {
         let params = [
             text(order.id.as_ref()),
-            text(&order.user_id),
-            text(&order.ticket.id),
+            text(order.user_id.as_str()),
+            text(order.ticket.id.as_str()),
             text(order.status.as_str()),
             integer(order.expires_at.unix_seconds())?,
             integer(order.version)?,
             integer(now)?,
         ];
-        self.transaction(|db| {
-            db.execute(
-                "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-                &params,
-            )
-            .map_err(|err| match err {
-                SqliteError::Io(message) if is_unique_violation(&message) => InsertError::Reserved,
-                other => InsertError::Other(describe(other).context("Failed to insert an order")),
-            })?;
-            enqueue(db, order)?;
+        sqlite::transaction(&self.db, || {
+            self.db
+                .execute(
+                    "INSERT INTO orders
+                        (id, user_id, ticket_id, status, expires_at, version, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    &params,
+                )
+                .map_err(|err| {
+                    // Order ids are random UUIDs, so the only unique rule that can fail
+                    // is one holder per ticket.
+                    if sqlite::is_unique_violation(&err) {
+                        InsertError::Reserved
+                    } else {
+                        InsertError::Other(
+                            sqlite::describe(err).context("Failed to insert an order"),
+                        )
+                    }
+                })?;
+            self.enqueue(order, now)?;
             Ok(())
         })
     }
 
-    fn update_order(&self, previous: &Order, updated: &Order) -> anyhow::Result<bool> {
+    fn update_order(&self, previous: &Order, updated: &Order, now: u64) -> anyhow::Result<bool> {
         let params = [
             text(updated.status.as_str()),
             integer(updated.version)?,
@@ -237,218 +266,170 @@ impl OrderStore for SqliteOrders {
             text(previous.status.as_str()),
             integer(previous.version)?,
         ];
-        self.transaction(|db| {
-            db.execute(
-                "UPDATE orders SET status = ?, version = ? WHERE id = ? AND status = ? AND version = ?",
-                &params,
-            )
-            .map_err(describe)
-            .context("Failed to update an order")?;
-            if db.0.changes() == 0 {
+        sqlite::transaction(&self.db, || {
+            let changed = self
+                .db
+                .query(
+                    "UPDATE orders SET status = ?, version = ?
+                     WHERE id = ? AND status = ? AND version = ?
+                     RETURNING id",
+                    &params,
+                )
+                .context("Failed to update an order")?;
+            if changed.rows.is_empty() {
                 return Ok(false);
             }
-            enqueue(db, updated)?;
+            self.enqueue(updated, now)?;
             Ok(true)
         })
     }
 }
 
-/// Queues the event announcing `order` in the open transaction.
-fn enqueue(db: &SqliteOrders, order: &Order) -> anyhow::Result<()> {
-    outbox::enqueue(&db.0, &order.event())
-        .with_context(|| format!("Failed to queue the event of order {}", order.id))
-}
-
-/// Whether a sqlite error message reports a UNIQUE (or primary key) violation.
-///
-/// On `orders` that is the one-holder-per-ticket index (ids are random UUIDs). Hosts
-/// pass SQLite's message through as `io(string)`, e.g. "UNIQUE constraint failed:
-/// orders.ticket_id".
-pub fn is_unique_violation(message: &str) -> bool {
-    message.contains("UNIQUE constraint failed")
-}
-
-fn text(value: &str) -> Value {
-    Value::Text(value.to_owned())
-}
-
-fn integer(value: u64) -> anyhow::Result<Value> {
-    i64::try_from(value)
-        .map(Value::Integer)
-        .map_err(|_| anyhow!("{value} does not fit in a sqlite integer"))
-}
-
-type Row<'a> = spin_sdk::sqlite3::Row<'a>;
-
-fn text_column(row: &Row<'_>, column: &str) -> anyhow::Result<String> {
-    row.get::<&str>(column)
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("Column `{column}` is not text"))
-}
-
-fn count_column(row: &Row<'_>, column: &str) -> anyhow::Result<u64> {
-    row.get::<u64>(column)
-        .ok_or_else(|| anyhow!("Column `{column}` is not a non-negative integer"))
-}
-
 fn ticket_from(row: &Row<'_>) -> anyhow::Result<Ticket> {
     Ok(Ticket {
-        id: text_column(row, "id")?,
-        title: text_column(row, "title")?,
-        price_cents: count_column(row, "price_cents")?,
-        user_id: text_column(row, "user_id")?,
-        version: count_column(row, "version")?,
-        order_id: row.get::<&str>("order_id").map(str::to_owned),
+        id: get_text(row, "id")?,
+        title: get_text(row, "title")?,
+        price_cents: get_u64(row, "price_cents")?,
+        user_id: get_text(row, "user_id")?,
+        version: get_u64(row, "version")?,
+        order_id: get_opt_text(row, "order_id")?,
     })
 }
 
 fn order_from(row: &Row<'_>) -> anyhow::Result<Order> {
-    let id = text_column(row, "id")?;
-    let status = text_column(row, "status")?;
+    let id = get_text(row, "id")?;
+    let corrupt = || format!("Stored order {id:?} is corrupt");
     Ok(Order {
-        id: OrderId::parse(&id).ok_or_else(|| anyhow!("Stored order id {id:?} is malformed"))?,
-        user_id: text_column(row, "user_id")?,
-        status: status
+        id: OrderId::parse(&id).with_context(|| format!("{}: malformed id", corrupt()))?,
+        user_id: get_text(row, "user_id")?,
+        status: get_text(row, "status")?
             .parse::<OrderStatus>()
-            .with_context(|| format!("Order {id} has a bad status"))?,
-        expires_at: ExpiresAt::from_unix_seconds(count_column(row, "expires_at")?),
-        version: count_column(row, "version")?,
+            .with_context(corrupt)?,
+        expires_at: ExpiresAt::from_unix_seconds(get_u64(row, "expires_at")?),
+        version: get_u64(row, "version")?,
         ticket: Ticket {
-            id: text_column(row, "ticket_id")?,
-            title: text_column(row, "title")?,
-            price_cents: count_column(row, "price_cents")?,
-            user_id: text_column(row, "seller_id")?,
-            version: count_column(row, "ticket_version")?,
-            order_id: row.get::<&str>("holder_id").map(str::to_owned),
+            id: get_text(row, "ticket_id")?,
+            title: get_text(row, "title")?,
+            price_cents: get_u64(row, "price_cents")?,
+            user_id: get_text(row, "seller_id")?,
+            version: get_u64(row, "ticket_version")?,
+            order_id: get_opt_text(row, "holder_id")?,
         },
     })
-}
-
-fn describe(err: SqliteError) -> anyhow::Error {
-    match err {
-        SqliteError::NoSuchDatabase => anyhow!("no such database (is it in the runtime config?)"),
-        SqliteError::AccessDenied => {
-            anyhow!("access denied (is it in the component's sqlite_databases?)")
-        }
-        SqliteError::InvalidConnection => anyhow!("invalid connection"),
-        SqliteError::DatabaseFull => anyhow!("database full"),
-        SqliteError::Io(message) => anyhow!("{message}"),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spin_sdk::sqlite3::RowResult;
+    use crate::testing::{NOW, TestStore, outbox, put_ticket, store};
+    use common::events::Event;
 
-    const ORDER_COLUMNS: [&str; 11] = [
-        "id",
-        "user_id",
-        "status",
-        "expires_at",
-        "version",
-        "ticket_id",
-        "title",
-        "price_cents",
-        "seller_id",
-        "ticket_version",
-        "holder_id",
-    ];
-    const ORDER_ID: &str = "a1a2a3a4-b1b2-c1c2-d1d2-d3d4d5d6d7d8";
-
-    fn order_row(status: &str, holder: Value) -> QueryResult {
-        QueryResult {
-            columns: ORDER_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
-            rows: vec![RowResult {
-                values: vec![
-                    text(ORDER_ID),
-                    text("buyer"),
-                    text(status),
-                    Value::Integer(1_795_514_580),
-                    Value::Integer(1),
-                    text("t1"),
-                    text("Concert"),
-                    Value::Integer(1099),
-                    text("seller"),
-                    Value::Integer(2),
-                    holder,
-                ],
-            }],
-        }
+    fn placed(store: &TestStore, user: &str, ticket: &str) -> Order {
+        let ticket = store.ticket(ticket).unwrap().unwrap();
+        let order = Order::place(user, ticket, ExpiresAt::from_unix_seconds(NOW + 60));
+        store.insert_order(&order, NOW).unwrap();
+        order
     }
 
     #[test]
-    fn unique_violations_are_recognised() {
-        assert!(is_unique_violation(
-            "UNIQUE constraint failed: orders.ticket_id"
-        ));
-        assert!(!is_unique_violation("database is locked"));
-        assert!(!is_unique_violation(
-            "CHECK constraint failed: status IN ('created')"
-        ));
+    fn orders_round_trip_with_their_ticket() {
+        let store = store();
+        put_ticket(&store, "t1", 1099);
+        let order = placed(&store, "buyer", "t1");
+        assert_eq!(store.order(&order.id).unwrap(), Some(order.clone()));
+        assert_eq!(store.orders_of("buyer").unwrap(), [order]);
+        assert!(store.orders_of("seller").unwrap().is_empty());
+        assert!(store.order(&OrderId::generate()).unwrap().is_none());
     }
 
     #[test]
-    fn rows_become_orders_with_their_ticket() {
-        let result = order_row("complete", text(ORDER_ID));
-        let order = order_from(&result.rows().next().unwrap()).unwrap();
-        assert_eq!(order.id.as_ref(), ORDER_ID);
-        assert_eq!(order.status, OrderStatus::Complete);
-        assert_eq!(order.expires_at.to_rfc3339(), "2026-11-24T10:03:00Z");
-        assert_eq!(order.version, 1);
+    fn one_holder_per_ticket() {
+        let store = store();
+        put_ticket(&store, "t1", 1099);
+        let first = placed(&store, "a", "t1");
+        let second = Order::place("b", first.ticket.clone(), first.expires_at);
+        assert!(matches!(
+            store.insert_order(&second, NOW),
+            Err(InsertError::Reserved)
+        ));
+
+        // A cancelled order no longer holds it; a complete one does.
+        store
+            .update_order(&first, &first.with_status(OrderStatus::Cancelled), NOW)
+            .unwrap();
+        store.insert_order(&second, NOW).unwrap();
+        store
+            .update_order(&second, &second.with_status(OrderStatus::Complete), NOW)
+            .unwrap();
+        let third = Order::place("c", first.ticket.clone(), first.expires_at);
+        assert!(matches!(
+            store.insert_order(&third, NOW),
+            Err(InsertError::Reserved)
+        ));
+        // Each write queued its event; the refused inserts queued nothing.
+        let channels: Vec<&str> = outbox(&store).iter().map(Event::channel).collect();
         assert_eq!(
-            order.ticket,
-            Ticket {
-                id: "t1".into(),
-                title: "Concert".into(),
-                price_cents: 1099,
-                user_id: "seller".into(),
-                version: 2,
-                order_id: Some(ORDER_ID.into()),
-            }
+            channels,
+            [
+                "order:created",
+                "order:cancelled",
+                "order:created",
+                "order:completed"
+            ]
         );
+    }
 
-        let free = order_row("created", Value::Null);
-        let order = order_from(&free.rows().next().unwrap()).unwrap();
-        assert_eq!(order.ticket.order_id, None);
+    #[test]
+    fn updates_only_land_on_the_version_they_were_decided_on() {
+        let store = store();
+        put_ticket(&store, "t1", 1099);
+        let order = placed(&store, "a", "t1");
+        let paid = order.with_status(OrderStatus::Complete);
+        assert!(store.update_order(&order, &paid, NOW).unwrap());
+
+        // A decision taken on the stale version loses, writes and queues nothing.
+        let cancelled = order.with_status(OrderStatus::Cancelled);
+        assert!(!store.update_order(&order, &cancelled, NOW).unwrap());
+        assert_eq!(store.order(&order.id).unwrap(), Some(paid));
+        assert_eq!(outbox(&store).len(), 2);
+    }
+
+    #[test]
+    fn the_replica_takes_only_newer_versions() {
+        let store = store();
+        let ticket = |version, title: &str| Ticket {
+            id: "t1".into(),
+            title: title.into(),
+            price_cents: 100,
+            user_id: "seller".into(),
+            version,
+            order_id: (version % 2 == 1).then(|| "o1".to_owned()),
+        };
+        assert!(store.replicate_ticket(ticket(1, "one")).unwrap());
+        assert!(!store.replicate_ticket(ticket(0, "zero")).unwrap());
+        assert!(!store.replicate_ticket(ticket(1, "one again")).unwrap());
+        assert!(store.replicate_ticket(ticket(2, "two")).unwrap());
+        assert_eq!(store.ticket("t1").unwrap(), Some(ticket(2, "two")));
+        assert!(store.replicate_ticket(ticket(3, "three")).unwrap());
+        assert_eq!(store.ticket("t1").unwrap(), Some(ticket(3, "three")));
+        assert!(outbox(&store).is_empty(), "replicas publish nothing");
     }
 
     #[test]
     fn corrupt_rows_are_errors() {
-        let result = order_row("paid", Value::Null);
-        let err = order_from(&result.rows().next().unwrap()).unwrap_err();
-        assert!(format!("{err:#}").contains("unknown order status `paid`"), "{err:#}");
-
-        let mut result = order_row("created", Value::Null);
-        result.rows[0].values[4] = Value::Integer(-1);
-        assert!(order_from(&result.rows().next().unwrap()).is_err());
-    }
-
-    #[test]
-    fn rows_become_tickets() {
-        let result = QueryResult {
-            columns: ["id", "title", "price_cents", "user_id", "version", "order_id"]
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
-            rows: vec![RowResult {
-                values: vec![
-                    text("t1"),
-                    text("Concert"),
-                    Value::Integer(500),
-                    text("seller"),
-                    Value::Integer(0),
-                    Value::Null,
-                ],
-            }],
-        };
-        let ticket = ticket_from(&result.rows().next().unwrap()).unwrap();
-        assert_eq!((ticket.price_cents, ticket.order_id), (500, None));
-    }
-
-    #[test]
-    fn integers_must_fit_sqlite() {
-        assert!(matches!(integer(7).unwrap(), Value::Integer(7)));
-        assert!(integer(u64::MAX).is_err());
+        let store = store();
+        put_ticket(&store, "t1", 1099);
+        let order = placed(&store, "a", "t1");
+        store
+            .db()
+            .query("UPDATE orders SET version = -1", &[])
+            .unwrap();
+        assert!(store.order(&order.id).is_err());
+        store
+            .db()
+            .query("UPDATE orders SET id = 'nope', version = 0", &[])
+            .unwrap();
+        let err = store.orders_of("a").unwrap_err();
+        assert!(format!("{err:#}").contains("malformed id"), "{err:#}");
     }
 }

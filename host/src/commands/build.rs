@@ -7,18 +7,13 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::Context;
 use clap::Args;
 
+use crate::commands::ManifestArg;
 use crate::manifest;
 
 #[derive(Debug, Args)]
 pub struct BuildCommand {
-    /// The application manifest.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "spin.toml",
-        env = "TESSERA_MANIFEST"
-    )]
-    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub manifest: ManifestArg,
     /// Build only these components (by id); all by default.
     #[arg(short = 'c', long = "component-id")]
     pub components: Vec<String>,
@@ -26,7 +21,7 @@ pub struct BuildCommand {
 
 impl BuildCommand {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let loaded = manifest::load(&self.manifest)?;
+        let loaded = manifest::load(&self.manifest.path)?;
         let app_dir = loaded.path.parent().map(PathBuf::from).unwrap_or_default();
         for wanted in &self.components {
             if !loaded

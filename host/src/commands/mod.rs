@@ -1,2 +1,21 @@
+//! One module per subcommand, each with an `execute()`.
+
 pub mod build;
 pub mod up;
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// `-f/--file`: the application manifest, shared by every command that reads one.
+#[derive(Debug, Clone, Args)]
+pub struct ManifestArg {
+    /// The application manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "spin.toml",
+        env = "TESSERA_MANIFEST"
+    )]
+    pub path: PathBuf,
+}

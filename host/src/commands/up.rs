@@ -11,6 +11,7 @@ use clap::Args;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
+use crate::commands::ManifestArg;
 use crate::commands::build::BuildCommand;
 use crate::dev_services;
 use crate::manifest;
@@ -28,14 +29,8 @@ pub const DEFAULT_MAX_REQUEST_BODY: &str = "10MiB";
 
 #[derive(Debug, Args)]
 pub struct UpCommand {
-    /// The application manifest.
-    #[arg(
-        short = 'f',
-        long = "file",
-        default_value = "spin.toml",
-        env = "TESSERA_MANIFEST"
-    )]
-    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub manifest: ManifestArg,
     /// Address for the HTTP trigger; port 0 picks a free port (printed at startup).
     #[arg(long, default_value = DEFAULT_LISTEN, env = "TESSERA_LISTEN")]
     pub listen: SocketAddr,
@@ -83,7 +78,7 @@ impl UpCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let loaded = manifest::load(&self.manifest)?;
+        let loaded = manifest::load(&self.manifest.path)?;
         let app_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
         let state_dir = self
             .state_dir

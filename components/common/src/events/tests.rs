@@ -137,7 +137,12 @@ fn envelopes_have_the_documented_attributes_in_order() {
     let event = Event::from(ExpirationComplete {
         order_id: "o1".into(),
     });
-    let bytes = encode(&event, "/tessera/expiration", "id-9", "2026-11-24T10:03:30Z");
+    let bytes = encode(
+        &event,
+        "/tessera/expiration",
+        "id-9",
+        "2026-11-24T10:03:30Z",
+    );
     assert_eq!(
         String::from_utf8(bytes).unwrap(),
         r#"{"specversion":"1.0","id":"id-9","type":"expiration:complete","source":"/tessera/expiration","time":"2026-11-24T10:03:30Z","datacontenttype":"application/json","data":{"order_id":"o1"}}"#
@@ -184,11 +189,8 @@ fn unknown_types_are_refused() {
 
 #[test]
 fn other_spec_versions_and_content_types_are_refused() {
-    let mut value: Value = serde_json::from_slice(&envelope(
-        "expiration:complete",
-        json!({"order_id": "o"}),
-    ))
-    .unwrap();
+    let mut value: Value =
+        serde_json::from_slice(&envelope("expiration:complete", json!({"order_id": "o"}))).unwrap();
     value["specversion"] = json!("0.3");
     let err = decode(&serde_json::to_vec(&value).unwrap()).unwrap_err();
     assert!(matches!(err, DecodeError::SpecVersion(v) if v == "0.3"));
@@ -218,7 +220,10 @@ fn bad_data_is_refused_with_the_reason() {
             panic!("{data}: {err}");
         };
         assert_eq!(event_type, "ticket:created");
-        assert!(err.to_string().starts_with("invalid data for `ticket:created`: "));
+        assert!(
+            err.to_string()
+                .starts_with("invalid data for `ticket:created`: ")
+        );
     }
 
     let order = json!({
@@ -226,7 +231,10 @@ fn bad_data_is_refused_with_the_reason() {
         "expires_at": "2026-11-24T10:03:30Z", "ticket": {"id": "t", "price_cents": 1},
     });
     let err = decode(&envelope("order:created", order)).unwrap_err();
-    assert!(err.to_string().contains("unknown order status `paid`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown order status `paid`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -254,7 +262,10 @@ fn order_status_uses_the_wit_case_names() {
         (OrderStatus::Complete, "complete"),
     ] {
         assert_eq!(serde_json::to_value(status).unwrap(), json!(name));
-        assert_eq!(serde_json::from_value::<OrderStatus>(json!(name)).unwrap(), status);
+        assert_eq!(
+            serde_json::from_value::<OrderStatus>(json!(name)).unwrap(),
+            status
+        );
         assert_eq!(status.to_string(), name);
         assert_eq!(name.parse::<OrderStatus>(), Ok(status));
     }

@@ -1,6 +1,6 @@
 use super::testing::{MemoryPublisher, pending};
 use super::*;
-use crate::events::{ExpirationComplete, TicketRef, OrderCancelled};
+use crate::events::{ExpirationComplete, OrderCancelled, TicketRef};
 use crate::sqlite::testing::MemoryDb;
 use crate::sqlite::transaction;
 
@@ -55,7 +55,9 @@ fn enqueued_events_are_stored_as_envelopes() {
     enqueue_committed(&db, std::slice::from_ref(&event));
     assert_eq!(pending(&db).unwrap(), vec![event]);
 
-    let result = db.query("SELECT channel, payload, created_at FROM outbox", &[]).unwrap();
+    let result = db
+        .query("SELECT channel, payload, created_at FROM outbox", &[])
+        .unwrap();
     let row = result.rows().next().unwrap();
     assert_eq!(row.get::<&str>("channel"), Some("order:cancelled"));
     assert_eq!(row.get::<u64>("created_at"), Some(NOW));
@@ -77,7 +79,11 @@ fn each_event_gets_its_own_id() {
     let ids: Vec<String> = publisher
         .published()
         .iter()
-        .map(|(_, payload)| serde_json::from_slice::<events::Envelope>(payload).unwrap().id)
+        .map(|(_, payload)| {
+            serde_json::from_slice::<events::Envelope>(payload)
+                .unwrap()
+                .id
+        })
         .collect();
     assert_ne!(ids[0], ids[1]);
 }
@@ -124,9 +130,17 @@ fn relay_stops_at_the_first_failure_and_resumes_in_order() {
     assert_eq!(orders(&publisher), ["o1"]);
     assert_eq!(pending(&db).unwrap(), vec![expired("o2"), expired("o3")]);
 
-    // Still down: nothing moves, and relay_or_log does not fail the caller.
+    // Still down: nothing moves, and relay_or_log does not fail the caller. The failed
+    // rows were released, so the next relay tries them again at once.
     relay_or_log(&db, &publisher);
     assert_eq!(pending(&db).unwrap().len(), 2);
+    let unclaimed = db
+        .query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE claimed_until = 0",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(unclaimed.rows().next().unwrap().get::<u64>("n"), Some(2));
 
     publisher.come_back();
     enqueue_committed(&db, &[expired("o4")]);
@@ -136,16 +150,54 @@ fn relay_stops_at_the_first_failure_and_resumes_in_order() {
 }
 
 #[test]
-fn a_failed_delete_keeps_the_row_for_a_second_publish() {
+fn a_failed_delete_publishes_the_row_again_once_the_claim_expires() {
     // Published but not deleted: the row goes out again later (consumers are idempotent).
     let db = db();
     enqueue_committed(&db, &[expired("o1")]);
     let publisher = MemoryPublisher::default();
     db.fail_statements_containing("DELETE FROM outbox");
-    assert!(relay(&db, &publisher).is_err());
+    assert!(relay_at(&db, &publisher, NOW).is_err());
     db.heal();
-    assert_eq!(relay(&db, &publisher).unwrap(), 1);
+    // Still claimed by the relay that failed.
+    assert_eq!(
+        relay_at(&db, &publisher, NOW + CLAIM_SECONDS - 1).unwrap(),
+        0
+    );
+    assert_eq!(relay_at(&db, &publisher, NOW + CLAIM_SECONDS).unwrap(), 1);
     assert_eq!(orders(&publisher), ["o1", "o1"]);
+}
+
+/// Relays another batch from inside its first publish, as a concurrent instance would.
+struct Concurrent<'a> {
+    db: &'a MemoryDb,
+    inner: MemoryPublisher,
+    other: MemoryPublisher,
+    relayed: std::cell::Cell<bool>,
+}
+
+impl Publisher for Concurrent<'_> {
+    fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
+        if !self.relayed.replace(true) {
+            relay_at(self.db, &self.other, NOW).unwrap();
+        }
+        self.inner.publish(channel, payload)
+    }
+}
+
+#[test]
+fn concurrent_relays_publish_each_row_once() {
+    let db = db();
+    enqueue_committed(&db, &[expired("o1"), expired("o2")]);
+    let publisher = Concurrent {
+        db: &db,
+        inner: MemoryPublisher::default(),
+        other: MemoryPublisher::default(),
+        relayed: Default::default(),
+    };
+    assert_eq!(relay_at(&db, &publisher, NOW).unwrap(), 2);
+    assert_eq!(orders(&publisher.inner), ["o1", "o2"]);
+    assert_eq!(publisher.other.published(), vec![]);
+    assert_eq!(pending(&db).unwrap(), vec![]);
 }
 
 #[test]
@@ -166,5 +218,8 @@ fn a_large_backlog_drains_in_batches() {
 fn an_unreadable_outbox_is_an_error() {
     let db = MemoryDb::new();
     let err = relay(&db, &MemoryPublisher::default()).unwrap_err();
-    assert!(format!("{err:#}").contains("no such table: outbox"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("no such table: outbox"),
+        "{err:#}"
+    );
 }

@@ -36,7 +36,7 @@ impl MemoryDb {
 
     fn run(&self, statement: &str, params: &[Value]) -> rusqlite::Result<QueryResult> {
         let mut stmt = self.conn.prepare(statement)?;
-        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
         let params = params.iter().map(|value| match value {
             Value::Integer(i) => SqlValue::Integer(*i),
             Value::Real(f) => SqlValue::Real(*f),

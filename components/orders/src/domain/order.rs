@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(event.status, OrderStatus::Created);
         assert_eq!(event.user_id, "buyer");
         assert_eq!(event.expires_at, "2026-11-24T10:03:00Z");
-        assert_eq!((event.ticket.id.as_str(), event.ticket.price_cents), ("t1", 2500));
+        assert_eq!(
+            (event.ticket.id.as_str(), event.ticket.price_cents),
+            ("t1", 2500)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The order lifecycle: what happens to an order when its buyer cancels it, when its
 //! lock window expires, and when it is paid. This is the one place these rules live;
-//! the routes and the event consumers only ask [`Lifecycle::on`] and carry out the
-//! answer.
+//! the routes and the event consumers only ask [`Lifecycle::on`] (through
+//! `crate::update::apply`, which also settles races) and carry out the answer.
 //!
 //! ```text
 //!            BuyerCancels / LockExpired
@@ -88,7 +88,6 @@ impl Lifecycle for OrderStatus {
     fn holds_ticket(self) -> bool {
         matches!(self, OrderStatus::Created | OrderStatus::Complete)
     }
-
 }
 
 #[cfg(test)]
@@ -150,5 +149,4 @@ mod tests {
         assert!(Complete.holds_ticket());
         assert!(!Cancelled.holds_ticket());
     }
-
 }

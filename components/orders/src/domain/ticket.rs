@@ -10,6 +10,8 @@
 
 use common::events::{TicketCreated, TicketUpdated, is_newer};
 
+use super::{Lifecycle, OrderStatus};
+
 /// A ticket as this service knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
@@ -36,7 +38,8 @@ impl Ticket {
 
     /// The price as the JSON `price` (a number of currency units, e.g. 10.99).
     pub fn price(&self) -> f64 {
-        // Exact for any realistic price: cents stay far below 2^53.
+        // Not exact in binary, but serde_json writes the shortest form that reads back
+        // as the same f64, which for cents / 100 is the two-decimal price.
         self.price_cents as f64 / 100.0
     }
 
@@ -46,8 +49,7 @@ impl Ticket {
     /// known. An order cancelled here no longer holds the ticket even while the tickets
     /// service has yet to release it (its `order:cancelled` is on the way); an order this
     /// service does not know is taken at the tickets service's word.
-    pub fn is_held(&self, holder_status: Option<super::OrderStatus>) -> bool {
-        use super::Lifecycle;
+    pub fn is_held(&self, holder_status: Option<OrderStatus>) -> bool {
         self.order_id.is_some() && holder_status.is_none_or(Lifecycle::holds_ticket)
     }
 }
@@ -81,7 +83,6 @@ impl From<TicketUpdated> for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrderStatus;
 
     fn ticket(version: u64, order_id: Option<&str>) -> Ticket {
         Ticket {
@@ -96,7 +97,10 @@ mod tests {
 
     #[test]
     fn the_first_event_creates_the_replica() {
-        assert_eq!(Ticket::replace(None, ticket(0, None)), Some(ticket(0, None)));
+        assert_eq!(
+            Ticket::replace(None, ticket(0, None)),
+            Some(ticket(0, None))
+        );
         // An update that overtook its create is applied all the same.
         assert_eq!(
             Ticket::replace(None, ticket(2, Some("o1"))),

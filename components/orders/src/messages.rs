@@ -1,0 +1,282 @@
+//! The events this service consumes, from its Redis triggers.
+//!
+//! | event                 | effect                                                   |
+//! |-----------------------|----------------------------------------------------------|
+//! | `ticket:created`      | create the ticket's replica (if absent)                  |
+//! | `ticket:updated`      | replace the replica if the event is newer                |
+//! | `expiration:complete` | [`Trigger::LockExpired`]: cancel unless paid or cancelled |
+//! | `payment:created`     | [`Trigger::PaymentReceived`]: mark the order complete    |
+//!
+//! Pub/sub delivers at most once to every replica of the app, possibly late, twice or
+//! out of order, so each effect is idempotent: replicas take only newer versions, and
+//! order changes go through the lifecycle and a conditional write, so a duplicate finds
+//! nothing to do. The component learns an event's type from its envelope, never from
+//! the channel. A message that cannot be understood is logged and acknowledged: pub/sub
+//! would not redeliver it anyway, and failing would only hide it in the host's log.
+
+use common::events::{self, DecodeError, Event};
+
+use crate::domain::{OrderId, Refusal, Ticket, Trigger};
+use crate::store::OrderStore;
+use crate::update::{Applied, apply};
+
+/// Handles one message at `now` (Unix seconds). Errors are failures of the store only.
+pub fn handle(store: &impl OrderStore, payload: &[u8], now: u64) -> anyhow::Result<()> {
+    let event = match events::decode(payload) {
+        Ok(event) => event,
+        Err(DecodeError::UnknownType(event_type)) => {
+            eprintln!("ignoring an event of unknown type `{event_type}`");
+            return Ok(());
+        }
+        Err(err) => {
+            eprintln!("ignoring a malformed message: {err}");
+            return Ok(());
+        }
+    };
+    match event {
+        Event::TicketCreated(created) => {
+            store.replicate_ticket(Ticket::from(created))?;
+        }
+        Event::TicketUpdated(updated) => {
+            store.replicate_ticket(Ticket::from(updated))?;
+        }
+        Event::ExpirationComplete(expired) => {
+            on_order(store, &expired.order_id, Trigger::LockExpired, now)?;
+        }
+        Event::PaymentCreated(payment) => {
+            if let Some(Applied::Refused(order, Refusal::PaidAfterCancellation)) =
+                on_order(store, &payment.order_id, Trigger::PaymentReceived, now)?
+            {
+                // The order stays cancelled: its ticket may already be someone else's.
+                eprintln!(
+                    "payment {} (Stripe {}) arrived for order {}, which is already \
+                     cancelled; the order stays cancelled and the payment must be refunded",
+                    payment.id, payment.stripe_id, order.id
+                );
+            }
+        }
+        // Our own order events, should a trigger ever route them here.
+        Event::OrderCreated(_) | Event::OrderCancelled(_) | Event::OrderCompleted(_) => {}
+    }
+    Ok(())
+}
+
+/// Applies `trigger` to order `raw_id`; `None` (logged) when there is no such order.
+fn on_order(
+    store: &impl OrderStore,
+    raw_id: &str,
+    trigger: Trigger,
+    now: u64,
+) -> anyhow::Result<Option<Applied>> {
+    let Some(order) = OrderId::parse(raw_id)
+        .map(|id| store.order(&id))
+        .transpose()?
+        .flatten()
+    else {
+        eprintln!("ignoring {trigger:?} for unknown order {raw_id:?}");
+        return Ok(None);
+    };
+    apply(store, order, trigger, now).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ExpiresAt, Order, OrderStatus};
+    use crate::testing::*;
+    use common::events::{ExpirationComplete, OrderCancelled, PaymentCreated, TicketRef};
+
+    fn deliver(store: &TestStore, event: impl Into<Event>) {
+        handle(store, &message(event), NOW).unwrap();
+    }
+
+    fn placed(store: &TestStore) -> Order {
+        put_ticket(store, "t1", 1099);
+        let ticket = store.ticket("t1").unwrap().unwrap();
+        let order = Order::place("buyer", ticket, ExpiresAt::from_unix_seconds(NOW + 60));
+        store.insert_order(&order, NOW).unwrap();
+        order
+    }
+
+    fn expired(order: &Order) -> ExpirationComplete {
+        ExpirationComplete {
+            order_id: order.id.to_string(),
+        }
+    }
+
+    fn paid(order: &Order) -> PaymentCreated {
+        PaymentCreated {
+            id: "p1".into(),
+            order_id: order.id.to_string(),
+            stripe_id: "pi_1".into(),
+        }
+    }
+
+    /// Status, version and the channels of the events queued after `order:created`.
+    fn state(store: &TestStore, order: &Order) -> (OrderStatus, u64, Vec<&'static str>) {
+        let stored = store.order(&order.id).unwrap().unwrap();
+        let events = outbox(store);
+        let channels = events[1..].iter().map(Event::channel).collect();
+        (stored.status, stored.version, channels)
+    }
+
+    #[test]
+    fn ticket_events_build_the_replica() {
+        let store = store();
+        deliver(&store, created("t1", 1099));
+        assert_eq!(
+            store.ticket("t1").unwrap(),
+            Some(created("t1", 1099).into())
+        );
+        deliver(&store, updated("t1", 1, Some("o1")));
+        assert_eq!(
+            store.ticket("t1").unwrap(),
+            Some(updated("t1", 1, Some("o1")).into())
+        );
+    }
+
+    #[test]
+    fn duplicate_and_stale_ticket_events_are_ignored() {
+        let store = store();
+        deliver(&store, created("t1", 1099));
+        deliver(&store, updated("t1", 2, None));
+        deliver(&store, updated("t1", 1, Some("o1")));
+        deliver(&store, updated("t1", 2, Some("o2")));
+        deliver(&store, created("t1", 1099));
+        assert_eq!(
+            store.ticket("t1").unwrap(),
+            Some(updated("t1", 2, None).into())
+        );
+    }
+
+    #[test]
+    fn an_update_that_overtakes_the_create_is_applied() {
+        let store = store();
+        deliver(&store, updated("t1", 1, Some("o1")));
+        deliver(&store, created("t1", 1099));
+        assert_eq!(
+            store.ticket("t1").unwrap(),
+            Some(updated("t1", 1, Some("o1")).into())
+        );
+    }
+
+    #[test]
+    fn expiry_cancels_an_unpaid_order_once() {
+        let store = store();
+        let order = placed(&store);
+        deliver(&store, expired(&order));
+        assert_eq!(
+            state(&store, &order),
+            (OrderStatus::Cancelled, 1, vec!["order:cancelled"])
+        );
+        assert_eq!(
+            outbox(&store)[1],
+            Event::OrderCancelled(OrderCancelled {
+                id: order.id.to_string(),
+                version: 1,
+                ticket: TicketRef { id: "t1".into() },
+            })
+        );
+
+        deliver(&store, expired(&order));
+        assert_eq!(
+            state(&store, &order),
+            (OrderStatus::Cancelled, 1, vec!["order:cancelled"])
+        );
+    }
+
+    #[test]
+    fn expiry_leaves_a_paid_order_alone() {
+        let store = store();
+        let order = placed(&store);
+        deliver(&store, paid(&order));
+        deliver(&store, expired(&order));
+        assert_eq!(
+            state(&store, &order),
+            (OrderStatus::Complete, 1, vec!["order:completed"])
+        );
+    }
+
+    #[test]
+    fn a_payment_completes_the_order_once() {
+        let store = store();
+        let order = placed(&store);
+        deliver(&store, paid(&order));
+        deliver(&store, paid(&order));
+        assert_eq!(
+            state(&store, &order),
+            (OrderStatus::Complete, 1, vec!["order:completed"])
+        );
+    }
+
+    #[test]
+    fn a_payment_after_expiry_does_not_revive_the_order() {
+        let store = store();
+        let order = placed(&store);
+        deliver(&store, expired(&order));
+        deliver(&store, paid(&order));
+        assert_eq!(
+            state(&store, &order),
+            (OrderStatus::Cancelled, 1, vec!["order:cancelled"])
+        );
+    }
+
+    #[test]
+    fn events_for_unknown_orders_are_ignored() {
+        let store = store();
+        for order_id in ["6f1c2d3e-0000-4000-8000-000000000000", "not-an-id", ""] {
+            deliver(
+                &store,
+                ExpirationComplete {
+                    order_id: order_id.into(),
+                },
+            );
+            deliver(
+                &store,
+                PaymentCreated {
+                    id: "p1".into(),
+                    order_id: order_id.into(),
+                    stripe_id: "pi_1".into(),
+                },
+            );
+        }
+        assert!(outbox(&store).is_empty());
+    }
+
+    #[test]
+    fn malformed_and_unknown_messages_are_acknowledged() {
+        let store = store();
+        let order = placed(&store);
+        let unknown_type = br#"{"specversion":"1.0","id":"1","type":"ticket:deleted","source":"/x","data":{"id":"t1"}}"#;
+        let bad_data = br#"{"specversion":"1.0","id":"1","type":"expiration:complete","source":"/x","data":{"orderId":5}}"#;
+        for payload in [
+            &b""[..],
+            b"not json",
+            b"{}",
+            b"[1,2]",
+            unknown_type,
+            bad_data,
+        ] {
+            handle(&store, payload, NOW).unwrap();
+        }
+        assert_eq!(state(&store, &order), (OrderStatus::Created, 0, vec![]));
+    }
+
+    #[test]
+    fn this_services_own_events_are_ignored() {
+        let store = store();
+        let order = placed(&store);
+        deliver(&store, order.with_status(OrderStatus::Cancelled).event());
+        assert_eq!(state(&store, &order), (OrderStatus::Created, 0, vec![]));
+    }
+
+    #[test]
+    fn store_failures_are_errors() {
+        let store = store();
+        let order = placed(&store);
+        store.db().fail_statements_containing("FROM orders");
+        assert!(handle(&store, &message(expired(&order)), NOW).is_err());
+        store.db().fail_statements_containing("tickets");
+        assert!(handle(&store, &message(created("t2", 1)), NOW).is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! Tickets in the Spin sqlite database `tickets`, each change committed together with
+//! its event in the outbox.
+//!
+//! [`Tickets`] is written against [`Database`], so the same SQL runs on Spin's
+//! connection and, in native tests, on an in-memory sqlite. Every change is a read,
+//! a domain decision and a write guarded by the version that was read, inside one
+//! `BEGIN IMMEDIATE` transaction that also enqueues the `ticket:*` event.
+
+use std::fmt;
+
+use anyhow::{Context, anyhow, bail};
+use common::outbox;
+use common::sqlite::{
+    self, Connection, Database, Row, Value, get_opt_text, get_text, get_u64, integer, text,
+    transaction,
+};
+
+use crate::domain::{PriceCents, Ticket, Title, Unchanged};
+
+/// Database label; must be listed in the component's `sqlite_databases` and, being
+/// other than `default`, declared in the runtime config.
+pub const DATABASE: &str = "tickets";
+
+/// The `source` of the events this service publishes.
+pub const SOURCE: &str = "/tessera/tickets";
+
+/// One statement per entry (hosts run a single statement per call).
+const SCHEMA: &[&str] = &[
+    // `seq` orders listings newest first and is what a page cursor points at.
+    "CREATE TABLE IF NOT EXISTS tickets (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        price_cents INTEGER NOT NULL,
+        user_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        order_id TEXT,
+        created_at INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS tickets_available ON tickets (seq) WHERE order_id IS NULL",
+    // The newest version of each order this service has seen an event for: a duplicate
+    // or older order event (pub/sub may reorder `order:created` and `order:cancelled`,
+    // which travel on different channels) must not reserve a ticket again.
+    "CREATE TABLE IF NOT EXISTS order_versions (
+        order_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    )",
+    outbox::SCHEMA,
+];
+
+const COLUMNS: &str = "seq, id, title, price_cents, user_id, version, order_id";
+
+/// Where a page of available tickets starts: before the ticket it names, newest first.
+/// Clients treat it as opaque.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor(u64);
+
+impl Cursor {
+    /// Reads a cursor that a previous page returned.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        text.parse().ok().map(Self)
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Available tickets, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// At most the requested number of tickets.
+    pub tickets: Vec<Ticket>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<Cursor>,
+}
+
+/// What an order event did to its ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderEffect {
+    /// The ticket changed (and `ticket:updated` was enqueued).
+    Changed(Ticket),
+    /// The ticket's state did not allow the change.
+    Unchanged(Unchanged),
+    /// No such ticket here.
+    UnknownTicket,
+    /// An event of this order at this or a newer version was already handled.
+    Stale,
+}
+
+/// The tickets table and its outbox.
+pub struct Tickets<D> {
+    db: D,
+}
+
+impl Tickets<Connection> {
+    /// Opens the `tickets` database.
+    pub fn open() -> anyhow::Result<Self> {
+        Self::new(sqlite::open(DATABASE)?)
+    }
+}
+
+impl<D: Database> Tickets<D> {
+    /// The tickets in `db`, creating the tables on first use.
+    pub fn new(db: D) -> anyhow::Result<Self> {
+        for statement in SCHEMA {
+            db.query(statement, &[])
+                .context("Failed to create the tickets schema")?;
+        }
+        Ok(Self { db })
+    }
+
+    /// The connection, e.g. for relaying the outbox.
+    pub fn db(&self) -> &D {
+        &self.db
+    }
+
+    /// The ticket with this id.
+    pub fn find(&self, id: &str) -> anyhow::Result<Option<Ticket>> {
+        let result = self
+            .db
+            .query(
+                &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?"),
+                &[text(id)],
+            )
+            .context("Failed to look up a ticket")?;
+        result
+            .rows()
+            .next()
+            .map(|row| ticket_from_row(&row))
+            .transpose()
+    }
+
+    /// Up to `limit` tickets that no order holds, newest first, starting after `cursor`.
+    pub fn available(&self, limit: usize, cursor: Option<Cursor>) -> anyhow::Result<Page> {
+        let before = match cursor {
+            Some(Cursor(seq)) => integer(seq)?,
+            None => Value::Integer(i64::MAX),
+        };
+        // One extra row tells whether there is a next page.
+        let fetch = i64::try_from(limit).context("limit out of range")? + 1;
+        let result = self
+            .db
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM tickets WHERE order_id IS NULL AND seq < ? \
+                     ORDER BY seq DESC LIMIT ?"
+                ),
+                &[before, Value::Integer(fetch)],
+            )
+            .context("Failed to list tickets")?;
+        let mut tickets = Vec::with_capacity(limit);
+        let mut next = None;
+        for row in result.rows().take(limit) {
+            tickets.push(ticket_from_row(&row)?);
+            next = Some(Cursor(get_u64(&row, "seq")?));
+        }
+        if result.rows.len() <= limit {
+            next = None;
+        }
+        Ok(Page { tickets, next })
+    }
+
+    /// Stores a new ticket and enqueues `ticket:created`, in one transaction.
+    pub fn insert(&self, ticket: &Ticket, now: u64) -> anyhow::Result<()> {
+        transaction(&self.db, || {
+            self.db
+                .query(
+                    "INSERT INTO tickets \
+                     (id, title, price_cents, user_id, version, order_id, created_at) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    &[
+                        text(&ticket.id),
+                        text(ticket.title.as_ref()),
+                        integer(ticket.price.cents())?,
+                        text(&ticket.user_id),
+                        integer(ticket.version)?,
+                        ticket.order_id.clone().map_or(Value::Null, Value::Text),
+                        integer(now)?,
+                    ],
+                )
+                .context("Failed to insert a ticket")?;
+            outbox::enqueue(&self.db, &ticket.created_event(), SOURCE, now)
+        })
+    }
+
+    /// Applies `change` to the ticket `id` and enqueues `ticket:updated`, in one
+    /// transaction; `Ok(None)` when there is no such ticket. An `Err` from `change`
+    /// leaves everything as it was.
+    pub fn update<E: From<anyhow::Error>>(
+        &self,
+        id: &str,
+        now: u64,
+        change: impl FnOnce(&Ticket) -> Result<Ticket, E>,
+    ) -> Result<Option<Ticket>, E> {
+        transaction(&self.db, || {
+            let Some(ticket) = self.find(id)? else {
+                return Ok(None);
+            };
+            let changed = change(&ticket)?;
+            self.save(&ticket, &changed, now)?;
+            Ok(Some(changed))
+        })
+    }
+
+    /// Applies an event of order `order_id` at `order_version` to the ticket
+    /// `ticket_id`: `change` decides (reserve or release). Events of an order at a
+    /// version not newer than one already handled change nothing.
+    pub fn apply_order_event(
+        &self,
+        order_id: &str,
+        order_version: u64,
+        ticket_id: &str,
+        now: u64,
+        change: impl FnOnce(&Ticket) -> Result<Ticket, Unchanged>,
+    ) -> anyhow::Result<OrderEffect> {
+        transaction(&self.db, || {
+            if !self.observe_order(order_id, order_version)? {
+                return Ok(OrderEffect::Stale);
+            }
+            let Some(ticket) = self.find(ticket_id)? else {
+                return Ok(OrderEffect::UnknownTicket);
+            };
+            match change(&ticket) {
+                Ok(changed) => {
+                    self.save(&ticket, &changed, now)?;
+                    Ok(OrderEffect::Changed(changed))
+                }
+                Err(unchanged) => Ok(OrderEffect::Unchanged(unchanged)),
+            }
+        })
+    }
+
+    /// Records that order `order_id` reached `version`; false when that version (or a
+    /// newer one) was already recorded.
+    fn observe_order(&self, order_id: &str, version: u64) -> anyhow::Result<bool> {
+        let result = self
+            .db
+            .query(
+                "INSERT INTO order_versions (order_id, version) VALUES (?, ?) \
+                 ON CONFLICT (order_id) DO UPDATE SET version = excluded.version \
+                 WHERE excluded.version > order_versions.version \
+                 RETURNING order_id",
+                &[text(order_id), integer(version)?],
+            )
+            .context("Failed to record an order's version")?;
+        Ok(!result.rows.is_empty())
+    }
+
+    /// Writes `changed` over `ticket` and enqueues `ticket:updated`.
+    fn save(&self, ticket: &Ticket, changed: &Ticket, now: u64) -> anyhow::Result<()> {
+        if changed.id != ticket.id || changed.version != ticket.version + 1 {
+            bail!(
+                "A change of ticket {} must keep its id and bump its version by one",
+                ticket.id
+            );
+        }
+        // The version guard makes the write conditional on what was read. Under BEGIN
+        // IMMEDIATE nobody else can write in between, so a miss would be a bug.
+        let result = self
+            .db
+            .query(
+                "UPDATE tickets SET title = ?, price_cents = ?, version = ?, order_id = ? \
+                 WHERE id = ? AND version = ? RETURNING id",
+                &[
+                    text(changed.title.as_ref()),
+                    integer(changed.price.cents())?,
+                    integer(changed.version)?,
+                    changed.order_id.clone().map_or(Value::Null, Value::Text),
+                    text(&ticket.id),
+                    integer(ticket.version)?,
+                ],
+            )
+            .context("Failed to update a ticket")?;
+        if result.rows.is_empty() {
+            bail!(
+                "Ticket {} changed concurrently (expected version {})",
+                ticket.id,
+                ticket.version
+            );
+        }
+        outbox::enqueue(&self.db, &changed.updated_event(), SOURCE, now)
+    }
+}
+
+fn ticket_from_row(row: &Row<'_>) -> anyhow::Result<Ticket> {
+    let id = get_text(row, "id")?;
+    let title = Title::parse(Some(&get_text(row, "title")?))
+        .map_err(|_| anyhow!("Stored ticket {id} has an invalid title"))?;
+    let price = PriceCents::from_cents(get_u64(row, "price_cents")?)
+        .ok_or_else(|| anyhow!("Stored ticket {id} has an invalid price"))?;
+    Ok(Ticket {
+        title,
+        price,
+        user_id: get_text(row, "user_id")?,
+        version: get_u64(row, "version")?,
+        order_id: get_opt_text(row, "order_id")?,
+        id,
+    })
+}
+
+#[cfg(test)]
+mod tests;
