@@ -1,0 +1,69 @@
+//! Benchmark: how long a new ticket takes to reach the orders service over Redis
+//! (`POST /api/tickets` → `ticket:created` via the outbox → orders' replica), measured as
+//! the time until `POST /api/orders` for it stops answering 404.
+//!
+//!     cargo run --release -p tessera-blackbox --example event_propagation [ROUNDS]
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tessera_blackbox::marketplace::{Marketplace, body};
+
+#[tokio::main]
+async fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let m = Marketplace::start();
+    let seller = m.client();
+    m.sign_up(&seller, "seller@example.com").await;
+    let buyer = m.client();
+    m.sign_up(&buyer, "buyer@example.com").await;
+
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let started = Instant::now();
+        let ticket = m
+            .post(
+                &seller,
+                "/api/tickets",
+                json!({"title": format!("Bench {i}"), "price": 10}),
+            )
+            .await;
+        assert_eq!(ticket.status(), StatusCode::CREATED);
+        let id = body(ticket).await["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        loop {
+            let resp = m.post(&buyer, "/api/orders", json!({"ticketId": id})).await;
+            if resp.status() == StatusCode::CREATED {
+                break;
+            }
+            assert_eq!(
+                resp.status(),
+                StatusCode::NOT_FOUND,
+                "unexpected {}",
+                resp.status()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "ticket {id} never reached orders"
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    println!("rounds: {rounds}");
+    println!(
+        "create ticket → visible in orders: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+}
