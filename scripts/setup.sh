@@ -43,6 +43,23 @@ setup_services() {
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
 }
 
+LOCALSTRIPE_VERSION=1.15.10
+VENV="$ROOT/.venv"
+
+setup_localstripe() {
+  # localstripe: a fake Stripe API for development and tests, in a project-local venv.
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import localstripe' 2>/dev/null; then
+    return 0
+  fi
+  log "installing localstripe $LOCALSTRIPE_VERSION into .venv"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    apt_install python3-venv
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install -q "localstripe==$LOCALSTRIPE_VERSION"
+}
+
 # Builds the host and every component once, in the release profile.
 build_all() {
   log "building the tessera host"
@@ -53,3 +70,4 @@ build_all() {
 
 setup_rust
 setup_services
+setup_localstripe

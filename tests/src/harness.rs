@@ -259,3 +259,40 @@ pub fn wait_until(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// localstripe (a fake Stripe API) on a free loopback port, stopped on drop.
+/// `scripts/setup.sh` installs it into the project's `.venv`.
+pub struct LocalStripe {
+    child: Child,
+    pub port: u16,
+}
+
+impl LocalStripe {
+    pub fn start() -> LocalStripe {
+        let root = workspace_root();
+        let python = root.join(".venv/bin/python");
+        assert!(python.exists(), "{} is missing: run scripts/setup.sh (it installs localstripe)", python.display());
+        let port = free_port();
+        let child = Command::new(python)
+            .arg(root.join("scripts/run_localstripe.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start localstripe");
+        let stripe = LocalStripe { child, port };
+        assert!(wait_until(Duration::from_secs(20), || port_answers(port)), "localstripe did not start");
+        stripe
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

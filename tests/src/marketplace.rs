@@ -4,15 +4,19 @@
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{RedisServer, TesseraUp, workspace_root};
+use crate::harness::{LocalStripe, RedisServer, TesseraUp, workspace_root};
 
 /// The secret tests sign session cookies with (to forge and tamper with tokens).
 pub const JWT_SECRET: &str = "test-secret-for-black-box-tests";
 
-/// A running marketplace with its own Redis and state directory.
+/// The webhook signing secret the tests configure.
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_test_black_box";
+
+/// A running marketplace with its own Redis, localstripe and state directory.
 pub struct Marketplace {
     pub app: TesseraUp,
     pub redis: RedisServer,
+    pub stripe: LocalStripe,
 }
 
 impl Marketplace {
@@ -23,6 +27,9 @@ impl Marketplace {
     /// Starts the app with extra `SPIN_VARIABLE_*`-style environment.
     pub fn start_with(env: &[(&str, &str)]) -> Marketplace {
         let redis = RedisServer::start();
+        let stripe = LocalStripe::start();
+        let stripe_base = stripe.base_url();
+        let stripe_js = format!("{stripe_base}/js.stripe.com/v3/");
         let root = workspace_root();
         let rc = root.join("runtime-config.toml").display().to_string();
         let address = redis.address();
@@ -32,6 +39,11 @@ impl Marketplace {
             // Cheap hashing keeps the suite fast; the production cost is the default.
             ("SPIN_VARIABLE_ARGON2_MEMORY_KIB", "64"),
             ("SPIN_VARIABLE_ARGON2_ITERATIONS", "1"),
+            ("SPIN_VARIABLE_STRIPE_API_BASE", &stripe_base),
+            ("SPIN_VARIABLE_STRIPE_SECRET_KEY", "sk_test_black_box"),
+            ("SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY", "pk_test_black_box"),
+            ("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
+            ("SPIN_VARIABLE_STRIPE_JS_URL", &stripe_js),
         ];
         vars.extend_from_slice(env);
         let app = TesseraUp::spawn(
@@ -39,7 +51,7 @@ impl Marketplace {
             &["--runtime-config-file", &rc],
             &vars,
         );
-        Marketplace { app, redis }
+        Marketplace { app, redis, stripe }
     }
 
     pub fn url(&self, path: &str) -> String {
