@@ -44,7 +44,7 @@ PIDS+=($TESSERA)
 if [ -n "$LOCALSTRIPE" ]; then
   # Let localstripe deliver payment_intent.succeeded to our webhook, signed like Stripe.
   for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "$LOCALSTRIPE/v1/balance" -u sk_test_localstripe: 2>/dev/null && \
+    curl -fsS -o /dev/null "$LOCALSTRIPE/js.stripe.com/v3/" 2>/dev/null && \
       curl -fsS -o /dev/null "http://$LISTEN/api/users/currentuser" 2>/dev/null && break
     sleep 0.2
   done
