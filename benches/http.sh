@@ -49,6 +49,8 @@ HELLO="$(start hello env SPIN_VARIABLE_SECRET_TOKEN=x "$TARGET/release/tessera" 
   --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" \
   --listen 127.0.0.1:0 --state-dir "$STATE/hello")"
 APP="$(start app env SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$FREE_PORT" \
+  SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench \
+  SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench \
   "$TARGET/release/tessera" up -f "$ROOT/spin.toml" --runtime-config-file "$ROOT/runtime-config.toml" \
   --listen 127.0.0.1:0 --state-dir "$STATE/app")"
 

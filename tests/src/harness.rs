@@ -123,6 +123,14 @@ impl TesseraUp {
     }
 }
 
+impl TesseraUp {
+    /// Stops the process now (SIGKILL, like a crash); its output stays readable.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for TesseraUp {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -219,6 +227,19 @@ impl RedisServer {
         }
     }
 
+    /// Whether `member` is in the sorted set `key`.
+    pub fn zscore(&self, key: &str, member: &str) -> bool {
+        let Ok(client) = redis::Client::open(self.address()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return false;
+        };
+        let score: redis::RedisResult<Option<f64>> =
+            redis::cmd("ZSCORE").arg(key).arg(member).query(&mut conn);
+        matches!(score, Ok(Some(_)))
+    }
+
     pub fn publish(&self, channel: &str, message: &str) {
         let client = redis::Client::open(self.address()).unwrap();
         let mut conn = client.get_connection().unwrap();
@@ -271,7 +292,11 @@ impl LocalStripe {
     pub fn start() -> LocalStripe {
         let root = workspace_root();
         let python = root.join(".venv/bin/python");
-        assert!(python.exists(), "{} is missing: run scripts/setup.sh (it installs localstripe)", python.display());
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/setup.sh (it installs localstripe)",
+            python.display()
+        );
         let port = free_port();
         let child = Command::new(python)
             .arg(root.join("scripts/run_localstripe.py"))
@@ -281,7 +306,10 @@ impl LocalStripe {
             .spawn()
             .expect("start localstripe");
         let stripe = LocalStripe { child, port };
-        assert!(wait_until(Duration::from_secs(20), || port_answers(port)), "localstripe did not start");
+        assert!(
+            wait_until(Duration::from_secs(20), || port_answers(port)),
+            "localstripe did not start"
+        );
         stripe
     }
 

@@ -17,6 +17,8 @@ pub struct Marketplace {
     pub app: TesseraUp,
     pub redis: RedisServer,
     pub stripe: LocalStripe,
+    env: Vec<(String, String)>,
+    state: tempfile::TempDir,
 }
 
 impl Marketplace {
@@ -30,10 +32,8 @@ impl Marketplace {
         let stripe = LocalStripe::start();
         let stripe_base = stripe.base_url();
         let stripe_js = format!("{stripe_base}/js.stripe.com/v3/");
-        let root = workspace_root();
-        let rc = root.join("runtime-config.toml").display().to_string();
         let address = redis.address();
-        let mut vars: Vec<(&str, &str)> = vec![
+        let mut vars: Vec<(String, String)> = [
             ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
             ("SPIN_VARIABLE_REDIS_ADDRESS", &address),
             // Cheap hashing keeps the suite fast; the production cost is the default.
@@ -44,14 +44,27 @@ impl Marketplace {
             ("SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY", "pk_test_black_box"),
             ("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
             ("SPIN_VARIABLE_STRIPE_JS_URL", &stripe_js),
-        ];
-        vars.extend_from_slice(env);
-        let app = TesseraUp::spawn(
-            &root.join("spin.toml"),
-            &["--runtime-config-file", &rc],
-            &vars,
-        );
-        Marketplace { app, redis, stripe }
+        ]
+        .iter()
+        .chain(env)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // Later entries (the caller's) override earlier ones when the process starts.
+        let state = tempfile::tempdir().expect("state dir");
+        let app = spawn_app(&vars, state.path());
+        Marketplace {
+            app,
+            redis,
+            stripe,
+            env: vars,
+            state,
+        }
+    }
+
+    /// Stops the app and starts it again on the same data, Redis and Stripe.
+    pub fn restart(&mut self) {
+        self.app.stop();
+        self.app = spawn_app(&self.env, self.state.path());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -91,6 +104,18 @@ impl Marketplace {
         assert_eq!(resp.status(), StatusCode::CREATED, "signup {email}");
         body(resp).await["id"].as_str().expect("user id").to_owned()
     }
+}
+
+fn spawn_app(vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
+    let root = workspace_root();
+    let rc = root.join("runtime-config.toml").display().to_string();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TesseraUp::spawn_with_state(
+        &root.join("spin.toml"),
+        &["--runtime-config-file", &rc],
+        &env,
+        state,
+    )
 }
 
 /// The JSON body of a response.

@@ -54,6 +54,8 @@ pub enum ApiError {
     BadRequest(String),
     /// 401 `Not authorized`: not signed in, or not the owner.
     NotAuthorized,
+    /// 402 with the payment provider's message (a declined card).
+    PaymentRequired(String),
     /// 404 `Not Found`: unknown or malformed id, unknown route, wrong method.
     NotFound,
     /// 409: a concurrent change won.
@@ -62,6 +64,9 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 500 with a generic message; the error chain is only logged.
     Unexpected(anyhow::Error),
+    /// 503: a service this one depends on (e.g. the payment provider) cannot be reached
+    /// or failed; the message says which, the details are only logged by the caller.
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -75,10 +80,12 @@ impl ApiError {
         match self {
             Self::Validation(_) | Self::BadRequest(_) => 400,
             Self::NotAuthorized => 401,
+            Self::PaymentRequired(_) => 402,
             Self::NotFound => 404,
             Self::Conflict(_) => 409,
             Self::PayloadTooLarge => 413,
             Self::Unexpected(_) => 500,
+            Self::Unavailable(_) => 503,
         }
     }
 
@@ -86,9 +93,10 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let errors = match self {
             Self::Validation(errors) => errors.clone(),
-            Self::BadRequest(message) | Self::Conflict(message) => {
-                vec![FieldError::general(message.as_str())]
-            }
+            Self::BadRequest(message)
+            | Self::PaymentRequired(message)
+            | Self::Conflict(message)
+            | Self::Unavailable(message) => vec![FieldError::general(message.as_str())],
             Self::NotAuthorized => vec![FieldError::general("Not authorized")],
             Self::NotFound => vec![FieldError::general("Not Found")],
             Self::PayloadTooLarge => vec![FieldError::general("Request body is too large")],
@@ -140,10 +148,18 @@ mod tests {
             (ApiError::field("email", "Email must be valid"), 400),
             (ApiError::BadRequest("Email in use".into()), 400),
             (ApiError::NotAuthorized, 401),
+            (
+                ApiError::PaymentRequired("Your card was declined.".into()),
+                402,
+            ),
             (ApiError::NotFound, 404),
             (ApiError::Conflict("Ticket changed".into()), 409),
             (ApiError::PayloadTooLarge, 413),
             (ApiError::Unexpected(anyhow::anyhow!("db down")), 500),
+            (
+                ApiError::Unavailable("Payment provider unavailable".into()),
+                503,
+            ),
         ];
         for (err, status) in cases {
             assert_eq!(err.status(), status, "{err:?}");
@@ -178,6 +194,16 @@ mod tests {
         assert_eq!(
             body_of(&ApiError::BadRequest("Email in use".into())),
             json!({"errors": [{"message": "Email in use"}]})
+        );
+        assert_eq!(
+            body_of(&ApiError::PaymentRequired("Your card was declined.".into())),
+            json!({"errors": [{"message": "Your card was declined."}]})
+        );
+        assert_eq!(
+            body_of(&ApiError::Unavailable(
+                "Payment provider unavailable".into()
+            )),
+            json!({"errors": [{"message": "Payment provider unavailable"}]})
         );
     }
 

@@ -1,8 +1,20 @@
-//! Timestamps as Unix seconds, and their RFC 3339 form on the wire.
+//! Timestamps as Unix seconds (milliseconds where Redis wants them), and their RFC 3339
+//! form on the wire.
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use crate::session::now;
+
+/// Current Unix time in milliseconds (the unit of Redis' `PXAT` and of deadline scores).
+pub fn now_millis() -> u64 {
+    // As in `now`: a clock before 1970 is a broken host; 0 makes every deadline due.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
 
 /// `unix_seconds` as RFC 3339 UTC with whole seconds, e.g. `2026-11-24T10:03:00Z`.
 pub fn rfc3339(unix_seconds: u64) -> String {
@@ -54,6 +66,14 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_millisecond_clock_agrees_with_the_second_clock() {
+        let before = now();
+        let millis = now_millis();
+        let after = now();
+        assert!((before..=after).contains(&(millis / 1000)), "{millis}");
     }
 
     #[test]

@@ -1,0 +1,156 @@
+//! Scheduling deadlines and publishing `expiration:complete` when they pass.
+//!
+//! Every replica receives every message, so each step is safe to run several times and
+//! at once:
+//! - [`schedule`] writes the same entry and timer for the same order (a duplicate
+//!   `order:created` changes nothing), and skips an order whose expiry already went out;
+//! - [`expire`] publishes only for the caller whose `ZREM` removed the entry, so of any
+//!   number of replicas sweeping at once exactly one publishes; if the publish fails the
+//!   entry goes back into the set for a later sweep;
+//! - [`sweep`] expires every entry that is due, whether or not its timer's notification
+//!   arrived: pub/sub delivers at most once, and a replica may have been down.
+//!
+//! The remaining ways to publish twice are harmless (orders ignores an expiry of an order
+//! that is no longer waiting for payment): a replica that dies between publishing and
+//! [`Deadlines::mark_done`], or a duplicate `order:created` that lands while another
+//! replica is publishing. The one way to lose an expiry is Redis failing between the
+//! claim and putting the entry back after a failed publish; it is logged loudly.
+
+use common::events::{self, Event, ExpirationComplete, channel};
+use common::outbox::Publisher;
+use common::time::rfc3339;
+
+use crate::deadlines::{Deadlines, OrderId};
+
+/// The `source` of the events this service publishes.
+pub const SOURCE: &str = "/tessera/expiration";
+
+/// Entries read from the set at once while sweeping.
+pub const BATCH: usize = 100;
+
+/// Batches one sweep handles at most, so a huge backlog cannot run one message into
+/// the host's timeout; the rest is left to the sweeps of the next messages (each of its
+/// timers brings one).
+pub const MAX_BATCHES: usize = 10;
+
+/// What [`schedule`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    /// Recorded, and its timer set to fire at the deadline.
+    Pending,
+    /// Recorded with a deadline that has already passed: the next sweep expires it.
+    DueNow,
+    /// Its expiry was already published; nothing written.
+    AlreadyExpired,
+}
+
+/// Records that `order` expires at `deadline_ms` (Unix ms), at `now_ms`.
+///
+/// The set entry is written first: it is the durable record, and a sweep honours it
+/// even if setting the timer then fails. A deadline already past gets no timer (the
+/// sweep that follows every message expires it).
+pub fn schedule(
+    deadlines: &impl Deadlines,
+    order: &OrderId,
+    deadline_ms: u64,
+    now_ms: u64,
+) -> anyhow::Result<Scheduled> {
+    if deadlines.is_done(order)? {
+        return Ok(Scheduled::AlreadyExpired);
+    }
+    deadlines.add(order, deadline_ms)?;
+    if deadline_ms <= now_ms {
+        return Ok(Scheduled::DueNow);
+    }
+    deadlines.arm_timer(order, deadline_ms)?;
+    Ok(Scheduled::Pending)
+}
+
+/// What [`expire`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// This caller claimed the entry and published `expiration:complete`.
+    Published,
+    /// Someone else claimed it first (or it was never scheduled): nothing published.
+    NotOurs,
+}
+
+/// Claims `order`'s entry and publishes its `expiration:complete`, at `now_ms`.
+///
+/// If the publish fails the entry is put back with the score `retry_at_ms` (its
+/// deadline, or any time already past), so a later sweep tries again, and the publish
+/// error is returned.
+pub fn expire(
+    deadlines: &impl Deadlines,
+    publisher: &impl Publisher,
+    order: &OrderId,
+    retry_at_ms: u64,
+    now_ms: u64,
+) -> anyhow::Result<Expired> {
+    if !deadlines.claim(order)? {
+        return Ok(Expired::NotOurs);
+    }
+    if let Err(err) = publish(publisher, order, now_ms) {
+        let context = match deadlines.add(order, retry_at_ms) {
+            Ok(()) => format!("order {order} is due again for the next sweep"),
+            Err(put_back) => {
+                // Nothing left in Redis says this order must expire: say so loudly.
+                let lost = format!(
+                    "the deadline of order {order} (due at {retry_at_ms} ms) is LOST: it \
+                     could not be put back either ({put_back:#}); the order stays reserved \
+                     until cancelled by hand"
+                );
+                eprintln!("expiration: {lost}");
+                lost
+            }
+        };
+        return Err(err.context(format!(
+            "Failed to publish expiration:complete for order {order}; {context}"
+        )));
+    }
+    if let Err(err) = deadlines.mark_done(order) {
+        // Only a late duplicate order:created could now schedule it again; harmless.
+        eprintln!("expiration: order {order} expired but could not be marked done: {err:#}");
+    }
+    Ok(Expired::Published)
+}
+
+/// Expires every entry due at `now_ms` (up to [`MAX_BATCHES`] × [`BATCH`]), returning
+/// how many this caller published. Stops at the first failure, with the failed entry
+/// back in the set.
+pub fn sweep(
+    deadlines: &impl Deadlines,
+    publisher: &impl Publisher,
+    now_ms: u64,
+) -> anyhow::Result<usize> {
+    let mut published = 0;
+    for _ in 0..MAX_BATCHES {
+        let batch = deadlines.due(now_ms, BATCH)?;
+        let full = batch.len() >= BATCH;
+        for due in batch {
+            if expire(deadlines, publisher, &due.order, due.deadline_ms, now_ms)?
+                == Expired::Published
+            {
+                published += 1;
+            }
+        }
+        // Claimed entries left the set, so the next read starts past them.
+        if !full {
+            break;
+        }
+    }
+    Ok(published)
+}
+
+/// Publishes `order`'s `expiration:complete` envelope (fresh id, `time` = now).
+fn publish(publisher: &impl Publisher, order: &OrderId, now_ms: u64) -> anyhow::Result<()> {
+    let event = Event::from(ExpirationComplete {
+        order_id: order.to_string(),
+    });
+    let id = uuid::Uuid::new_v4().to_string();
+    let payload = events::encode(&event, SOURCE, &id, &rfc3339(now_ms / 1000));
+    publisher.publish(channel::EXPIRATION_COMPLETE, &payload)
+}
+
+#[cfg(test)]
+mod tests;

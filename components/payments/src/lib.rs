@@ -1,0 +1,159 @@
+//! The payments service: pay for orders with Stripe PaymentIntents, record each
+//! payment once and announce it (`payment:created`), and follow orders through their
+//! events (the "Payments" section and the Events table of `spec/marketplace.md`).
+//!
+//! This file is the Spin glue only. One component exports two handlers:
+//! - HTTP (`/api/payments/...`): reads the body with a size limit and routes;
+//! - Redis (`order:created`, `order:cancelled`, `order:completed`): [`messages`].
+//!
+//! The endpoints live in `routes/`, the rules in `domain/`, the SQL in `store.rs`, and
+//! Stripe (HTTP client, webhook signatures) in `stripe/`. Requests that touch the
+//! database relay the outbox before and after their work, as messages do, so events
+//! left by a Redis outage go out with the next activity.
+#![deny(missing_docs)]
+
+pub mod domain;
+pub mod messages;
+pub mod routes;
+pub mod store;
+pub mod stripe;
+
+#[cfg(test)]
+mod testing;
+
+use common::ApiError;
+use common::config::{Source, Spin, jwt_secret};
+use common::http::not_found;
+use common::outbox::{RedisPublisher, relay_or_log};
+use common::sqlite::Connection;
+use common::time::now;
+use spin_sdk::http::{Params, Request, Response, Router};
+
+use crate::routes::Deps;
+use crate::routes::client_config::ClientConfig;
+use crate::store::Payments;
+use crate::stripe::{SpinTransport, StripeClient};
+
+// Native builds (tests) skip the exports: their WIT-style symbol names break the native
+// cdylib link ("; expected" in the linker version script).
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle_payments(incoming: spin_sdk::http::IncomingRequest) -> Response {
+    match common::http::read_request(incoming, common::json::MAX_BODY_BYTES).await {
+        Ok(req) => router().handle_async(req).await,
+        Err(err) => spin_sdk::http::IntoResponse::into_response(err),
+    }
+}
+
+/// One Redis message: relay, replicate, relay. Only store failures are errors; the host
+/// logs them (the chain is folded into the message, which is all it prints).
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::redis_component]
+fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
+    let run = || -> anyhow::Result<()> {
+        let publisher = RedisPublisher::from_variables()?;
+        let payments = Payments::open()?;
+        relay_or_log(payments.db(), &publisher);
+        messages::handle(&payments, &message)?;
+        relay_or_log(payments.db(), &publisher);
+        Ok(())
+    };
+    run().map_err(|err| anyhow::anyhow!("{err:#}"))
+}
+
+/// The payments routes. Anything else, including a known path with another method, is
+/// the JSON 404 (spin-sdk's own fallback would be a plain-text 404 or 405).
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.post_async("/api/payments", create);
+    router.post_async("/api/payments/confirm", confirm);
+    router.post("/api/payments/webhook", webhook);
+    router.get("/api/payments/config", client_config);
+    router.any("/*", not_found);
+    router
+}
+
+async fn create(req: Request, _: Params) -> Result<Response, ApiError> {
+    let (deps, publisher) = deps()?;
+    relay_or_log(deps.payments.db(), &publisher);
+    let response = routes::create::handle(&req, &deps).await;
+    relay_or_log(deps.payments.db(), &publisher);
+    response
+}
+
+async fn confirm(req: Request, _: Params) -> Result<Response, ApiError> {
+    let (deps, publisher) = deps()?;
+    relay_or_log(deps.payments.db(), &publisher);
+    let response = routes::confirm::handle(&req, &deps).await;
+    relay_or_log(deps.payments.db(), &publisher);
+    response
+}
+
+fn webhook(req: Request, _: Params) -> Result<Response, ApiError> {
+    let secret: String = Spin.required("stripe_webhook_secret")?;
+    let publisher = RedisPublisher::from_variables()?;
+    let payments = Payments::open()?;
+    relay_or_log(payments.db(), &publisher);
+    let response = routes::webhook::handle(&req, &payments, &secret, now());
+    relay_or_log(payments.db(), &publisher);
+    response
+}
+
+fn client_config(_: Request, _: Params) -> Result<Response, ApiError> {
+    Ok(routes::client_config::handle(&ClientConfig::from_source(
+        &Spin,
+    )?))
+}
+
+/// Store, Stripe (variables `stripe_api_base`, `stripe_secret_key`), session secret
+/// (`jwt_secret`) and the Redis publisher (`redis_address`).
+fn deps() -> anyhow::Result<(
+    Deps<Connection, StripeClient<SpinTransport>>,
+    RedisPublisher,
+)> {
+    let stripe_config = stripe::Config::from_source(&Spin)?;
+    let deps = Deps {
+        payments: Payments::open()?,
+        stripe: StripeClient::new(stripe_config, SpinTransport),
+        jwt_secret: jwt_secret(&Spin)?,
+        now: now(),
+        pause: std::thread::sleep as fn(std::time::Duration),
+    };
+    Ok((deps, RedisPublisher::from_variables()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spin_sdk::http::Method;
+
+    fn route(method: Method, path: &str) -> Response {
+        futures::executor::block_on(router().handle_async(Request::new(method, path)))
+    }
+
+    #[test]
+    fn unknown_routes_and_methods_are_json_404s() {
+        // Only requests that stop before a handler (which would call into Spin).
+        for (method, path) in [
+            (Method::Get, "/api/payments"),
+            (Method::Put, "/api/payments"),
+            (Method::Delete, "/api/payments"),
+            (Method::Get, "/api/payments/webhook"),
+            (Method::Get, "/api/payments/confirm"),
+            (Method::Post, "/api/payments/config"),
+            (Method::Post, "/api/payments/abc"),
+            (Method::Get, "/api/payments/config/x"),
+            (Method::Get, "/api/paymentsx"),
+            (Method::Get, "/"),
+            (Method::Other("BREW".into()), "/api/payments"),
+        ] {
+            let response = route(method.clone(), path);
+            assert_eq!(*response.status(), 404, "{method} {path}");
+            assert_eq!(
+                response.header("content-type").and_then(|v| v.as_str()),
+                Some("application/json")
+            );
+            assert_eq!(response.body(), br#"{"errors":[{"message":"Not Found"}]}"#);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+use common::events::OrderStatus;
+
+use super::*;
+use crate::testing::*;
+
+fn order() -> OrderId {
+    order_id(ORDER)
+}
+
+#[test]
+fn the_replica_round_trips_with_and_without_terms() {
+    let store = store();
+    assert_eq!(store.order(&order()).unwrap(), None);
+
+    set_status(&store, ORDER, 1, OrderStatus::Cancelled);
+    assert_eq!(
+        store.order(&order()).unwrap(),
+        Some(Order {
+            id: order(),
+            version: 1,
+            status: OrderStatus::Cancelled,
+            terms: None,
+        })
+    );
+
+    put_order(&store, OTHER_ORDER, "buyer", 1099);
+    let other = store.order(&order_id(OTHER_ORDER)).unwrap().unwrap();
+    assert_eq!(
+        other.terms,
+        Some(Terms {
+            user_id: "buyer".into(),
+            price_cents: 1099,
+            expires_at: EXPIRES_AT,
+        })
+    );
+    // A duplicate changes nothing.
+    let duplicate = Change::Status {
+        version: 1,
+        status: OrderStatus::Complete,
+    };
+    assert!(!store.replicate(&order(), duplicate).unwrap());
+    assert!(outbox(&store).is_empty(), "replicas publish nothing");
+}
+
+#[test]
+fn while_a_request_charges_an_order_nobody_else_may() {
+    let store = store();
+    let claim = |key: &str, now: u64| store.claim_attempt(&order(), key, now).unwrap();
+
+    assert_eq!(claim("k1", NOW), Claim::Claimed);
+    // Not even the same request sent twice: both would reach Stripe.
+    assert_eq!(claim("k1", NOW + 1), Claim::Charging);
+    assert_eq!(claim("k2", NOW + 1), Claim::Charging);
+    // A request that died is forgotten when its lease runs out.
+    assert_eq!(
+        claim("k2", NOW + ATTEMPT_LEASE_SECONDS - 1),
+        Claim::Charging
+    );
+    assert_eq!(claim("k2", NOW + ATTEMPT_LEASE_SECONDS), Claim::Claimed);
+
+    // Releasing another key's attempt does nothing; releasing one's own frees the order.
+    store.release_attempt(&order(), "k1").unwrap();
+    assert_eq!(claim("k3", NOW + 61), Claim::Charging);
+    store.release_attempt(&order(), "k2").unwrap();
+    assert_eq!(claim("k3", NOW + 61), Claim::Claimed);
+
+    // Attempts on other orders are independent.
+    let other = store
+        .claim_attempt(&order_id(OTHER_ORDER), "k9", NOW + 61)
+        .unwrap();
+    assert_eq!(other, Claim::Claimed);
+}
+
+#[test]
+fn a_held_attempt_can_be_continued_by_its_key_only() {
+    let store = store();
+    let claim = |key: &str, now: u64| store.claim_attempt(&order(), key, now).unwrap();
+    assert_eq!(claim("k1", NOW), Claim::Claimed);
+    store.hold_attempt(&order(), "k1", NOW + 10).unwrap();
+
+    assert_eq!(claim("k2", NOW + 11), Claim::Busy);
+    assert_eq!(claim("k1", NOW + 11), Claim::Claimed);
+    assert_eq!(claim("k1", NOW + 12), Claim::Charging);
+
+    store.hold_attempt(&order(), "k1", NOW + 12).unwrap();
+    assert_eq!(
+        claim("k2", NOW + 12 + ATTEMPT_LEASE_SECONDS),
+        Claim::Claimed
+    );
+}
+
+#[test]
+fn a_recorded_payment_ends_attempts() {
+    let store = store();
+    assert_eq!(
+        store.claim_attempt(&order(), "k1", NOW).unwrap(),
+        Claim::Claimed
+    );
+    let payment = Payment::new(order(), "pi_1");
+    store.record(&payment, NOW).unwrap();
+    assert_eq!(
+        store.claim_attempt(&order(), "k2", NOW).unwrap(),
+        Claim::Paid(payment)
+    );
+}
+
+#[test]
+fn payments_are_recorded_once_per_order_with_their_event() {
+    let store = store();
+    let first = Payment::new(order(), "pi_1");
+
+    assert_eq!(
+        store.record(&first, NOW).unwrap(),
+        Recorded::New(first.clone())
+    );
+    assert_eq!(store.payment_of(&order()).unwrap(), Some(first.clone()));
+
+    // The same intent again (webhook after the follow-up), or another one.
+    for stripe_id in ["pi_1", "pi_2"] {
+        let again = Payment::new(order(), stripe_id);
+        let recorded = store.record(&again, NOW).unwrap();
+        assert_eq!(recorded, Recorded::Existing(first.clone()));
+        assert_eq!(recorded.payment(), &first);
+    }
+    assert_eq!(outbox(&store), [Event::PaymentCreated(first.event())]);
+}
+
+#[test]
+fn an_intent_pays_for_one_order_only() {
+    let store = store();
+    store.record(&Payment::new(order(), "pi_1"), NOW).unwrap();
+    let misdirected = Payment::new(order_id(OTHER_ORDER), "pi_1");
+    let err = store.record(&misdirected, NOW).unwrap_err();
+    assert!(format!("{err:#}").contains("UNIQUE"), "{err:#}");
+    assert_eq!(store.payment_of(&order_id(OTHER_ORDER)).unwrap(), None);
+    assert_eq!(outbox(&store).len(), 1, "rolled back with its event");
+}
+
+#[test]
+fn intents_are_remembered_per_order_newest_first() {
+    let store = store();
+    store.remember_intent(&order(), "pi_1", NOW).unwrap();
+    store.remember_intent(&order(), "pi_2", NOW).unwrap();
+    store.remember_intent(&order(), "pi_3", NOW + 5).unwrap();
+    store.remember_intent(&order(), "pi_1", NOW + 9).unwrap();
+    store
+        .remember_intent(&order_id(OTHER_ORDER), "pi_4", NOW)
+        .unwrap();
+
+    assert_eq!(
+        store.intents_of(&order(), 5).unwrap(),
+        ["pi_3", "pi_2", "pi_1"]
+    );
+    assert_eq!(store.intents_of(&order(), 2).unwrap(), ["pi_3", "pi_2"]);
+    assert_eq!(store.intent_order("pi_2").unwrap(), Some(order()));
+    assert_eq!(
+        store.intent_order("pi_4").unwrap(),
+        Some(order_id(OTHER_ORDER))
+    );
+    assert_eq!(store.intent_order("pi_9").unwrap(), None);
+}
+
+#[test]
+fn corrupt_rows_are_errors() {
+    let store = store();
+    put_order(&store, ORDER, "buyer", 1099);
+    store
+        .db()
+        .query("UPDATE orders SET price_cents = NULL", &[])
+        .unwrap();
+    let err = store.order(&order()).unwrap_err();
+    assert!(format!("{err:#}").contains("corrupt"), "{err:#}");
+
+    store
+        .db()
+        .query("UPDATE orders SET price_cents = 1, status = 'paid'", &[])
+        .unwrap_err();
+    store.remember_intent(&order(), "pi_1", NOW).unwrap();
+    store
+        .db()
+        .query("UPDATE intents SET order_id = 'nope'", &[])
+        .unwrap();
+    let err = store.intent_order("pi_1").unwrap_err();
+    assert!(format!("{err:#}").contains("malformed"), "{err:#}");
+}

@@ -1,0 +1,406 @@
+//! The lock window and payments, end to end: orders, expiration and payments over real
+//! HTTP, Redis and localstripe (a fake Stripe server started per test).
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tessera_blackbox::marketplace::{
+    Marketplace, STRIPE_WEBHOOK_SECRET, body, eventually, messages,
+};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Deal {
+    buyer: Client,
+    ticket_id: String,
+    order_id: String,
+}
+
+/// A seller lists a ticket at `price`; a buyer orders it.
+async fn ordered_ticket(m: &Marketplace, price: f64) -> Deal {
+    let seller = m.client();
+    m.sign_up(
+        &seller,
+        &format!("seller-{}@example.com", price.to_string().replace('.', "-")),
+    )
+    .await;
+    let ticket_id = m.sell(&seller, "Concert", price).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let buyer = m.client();
+    m.sign_up(
+        &buyer,
+        &format!("buyer-{}@example.com", price.to_string().replace('.', "-")),
+    )
+    .await;
+    let (status, order) = m.order_when_known(&buyer, &ticket_id).await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    Deal {
+        buyer,
+        ticket_id,
+        order_id,
+    }
+}
+
+async fn pay(
+    m: &Marketplace,
+    buyer: &Client,
+    order_id: &str,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = json!({"orderId": order_id});
+    if let Some(token) = token {
+        request["token"] = json!(token);
+    }
+    let resp = m.post(buyer, "/api/payments", request).await;
+    let status = resp.status();
+    (status, body(resp).await)
+}
+
+async fn order_status(m: &Marketplace, buyer: &Client, order_id: &str) -> String {
+    let order = body(m.get(buyer, &format!("/api/orders/{order_id}")).await).await;
+    order["status"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn wait_for_status(m: &Marketplace, buyer: &Client, order_id: &str, want: &str) {
+    eventually(
+        &format!("order {order_id} to be {want}"),
+        DEADLINE,
+        || async { (order_status(m, buyer, order_id).await == want).then_some(()) },
+    )
+    .await;
+}
+
+/// Every PaymentIntent localstripe holds for `amount` cents.
+async fn payment_intents(m: &Marketplace, amount: u64) -> Vec<Value> {
+    let list: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/payment_intents?limit=100",
+            m.stripe.base_url()
+        ))
+        .bearer_auth("sk_test_black_box")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|pi| pi["amount"] == amount)
+        .collect()
+}
+
+async fn ticket(m: &Marketplace, id: &str) -> Value {
+    body(m.get(&Client::new(), &format!("/api/tickets/{id}")).await).await
+}
+
+#[tokio::test]
+async fn the_whole_journey_charges_the_price_in_cents_once() {
+    let m = Marketplace::start();
+    let deal = ordered_ticket(&m, 10.99).await;
+
+    let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    assert_eq!(payment["orderId"], deal.order_id.as_str());
+    let stripe_id = payment["stripeId"].as_str().unwrap().to_owned();
+    assert!(payment["id"].is_string());
+
+    wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
+    assert!(
+        ticket(&m, &deal.ticket_id).await["orderId"].is_string(),
+        "a sold ticket stays reserved"
+    );
+
+    let intents = payment_intents(&m, 1099).await;
+    assert_eq!(intents.len(), 1, "{intents:?}");
+    assert_eq!(
+        (intents[0]["id"].clone(), intents[0]["currency"].clone()),
+        (json!(stripe_id), json!("usd"))
+    );
+    assert_eq!(intents[0]["status"], "succeeded");
+
+    let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    assert_eq!(
+        (status, messages(&again)),
+        (
+            StatusCode::BAD_REQUEST,
+            vec!["Order is already paid".to_owned()]
+        )
+    );
+    let resp = deal
+        .buyer
+        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::BAD_REQUEST,
+        "a paid order cannot be cancelled"
+    );
+    assert_eq!(
+        payment_intents(&m, 1099).await.len(),
+        1,
+        "still charged once"
+    );
+}
+
+#[tokio::test]
+async fn payment_rules_are_checked_in_order() {
+    let m = Marketplace::start();
+    let deal = ordered_ticket(&m, 5.0).await;
+    let stranger = m.client();
+    m.sign_up(&stranger, "stranger@example.com").await;
+
+    let (status, errors) = pay(&m, &deal.buyer, "", Some("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(errors["errors"][0]["field"], "orderId");
+    let (status, _) = pay(
+        &m,
+        &deal.buyer,
+        "8c5f4a52-3a2e-4d8e-9b6a-000000000000",
+        Some("pm_card_visa"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = pay(&m, &stranger, &deal.order_id, Some("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = pay(&m, &Client::new(), &deal.order_id, Some("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "not signed in");
+
+    let resp = deal
+        .buyer
+        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // Payments hears of the cancellation asynchronously; poll with the no-token call,
+    // which never charges (it only prepares an intent), until it refuses.
+    let errors = eventually("payments to see the cancellation", DEADLINE, || async {
+        let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+        (status == StatusCode::BAD_REQUEST).then_some(errors)
+    })
+    .await;
+    assert_eq!(messages(&errors), ["Cannot pay for an cancelled order"]);
+    let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    assert_eq!(
+        (status, messages(&errors)),
+        (
+            StatusCode::BAD_REQUEST,
+            vec!["Cannot pay for an cancelled order".to_owned()]
+        )
+    );
+    let charged = payment_intents(&m, 500)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count();
+    assert_eq!(charged, 0, "nothing was charged");
+}
+
+#[tokio::test]
+async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
+    let m = Marketplace::start();
+    let deal = ordered_ticket(&m, 12.34).await;
+    let (status, declined) = pay(
+        &m,
+        &deal.buyer,
+        &deal.order_id,
+        Some("pm_card_chargeCustomerFail"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
+    assert!(
+        !messages(&declined).is_empty(),
+        "Stripe's message is passed on: {declined}"
+    );
+    assert_eq!(
+        order_status(&m, &deal.buyer, &deal.order_id).await,
+        "created"
+    );
+
+    // The same request sent twice at once charges once.
+    let (first, second) = tokio::join!(
+        pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")),
+        pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")),
+    );
+    let created: Vec<&(StatusCode, Value)> = [&first, &second]
+        .into_iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .collect();
+    assert!(!created.is_empty(), "{first:?} {second:?}");
+    for (status, result) in [&first, &second] {
+        assert!(
+            *status == StatusCode::CREATED || messages(result) == ["Order is already paid"],
+            "{status} {result}"
+        );
+    }
+    wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
+    let succeeded = payment_intents(&m, 1234)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count();
+    assert_eq!(succeeded, 1, "charged exactly once");
+}
+
+#[tokio::test]
+async fn unpaid_orders_expire_and_paid_ones_never_do() {
+    let m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2")]);
+    let paid = ordered_ticket(&m, 3.0).await;
+    let (status, _) = pay(&m, &paid.buyer, &paid.order_id, Some("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let unpaid = ordered_ticket(&m, 4.0).await;
+
+    // The unpaid order is cancelled soon after its deadline and its ticket is free again.
+    wait_for_status(&m, &unpaid.buyer, &unpaid.order_id, "cancelled").await;
+    eventually("the ticket to be released", DEADLINE, || async {
+        ticket(&m, &unpaid.ticket_id)
+            .await
+            .get("orderId")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // Its deadline passed after the paid order's, so the paid one's has fired too.
+    assert_eq!(
+        order_status(&m, &paid.buyer, &paid.order_id).await,
+        "complete"
+    );
+
+    let (status, errors) = pay(&m, &unpaid.buyer, &unpaid.order_id, Some("pm_card_visa")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{errors}");
+    assert!(
+        payment_intents(&m, 400).await.is_empty(),
+        "no charge after the deadline"
+    );
+}
+
+#[tokio::test]
+async fn an_order_still_expires_on_time_across_an_app_restart() {
+    let mut m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "3")]);
+    let deal = ordered_ticket(&m, 6.0).await;
+    // Once expiration has scheduled the deadline in Redis, the whole app goes down.
+    eventually("the deadline to be scheduled", DEADLINE, || async {
+        m.redis
+            .zscore("expiration:due", &deal.order_id)
+            .then_some(())
+    })
+    .await;
+    m.restart();
+    wait_for_status(&m, &deal.buyer, &deal.order_id, "cancelled").await;
+    eventually("the ticket to be released", DEADLINE, || async {
+        ticket(&m, &deal.ticket_id)
+            .await
+            .get("orderId")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+fn signed(payload: &str, secret: &str) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{payload}").as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={t},v1={sig}")
+}
+
+#[tokio::test]
+async fn webhook_checks_the_signature_and_records_a_payment_once() {
+    let m = Marketplace::start();
+    let deal = ordered_ticket(&m, 8.5).await;
+    let (status, intent) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{intent}");
+    assert!(intent["clientSecret"].is_string());
+    let stripe_id = intent["stripeId"].as_str().unwrap().to_owned();
+
+    // The browser confirms the card with Stripe.js; here, straight against localstripe
+    // (which wants the payment method attached first, then a bare confirm).
+    let stripe = Client::new();
+    let intent_url = format!("{}/v1/payment_intents/{stripe_id}", m.stripe.base_url());
+    let attached = stripe
+        .post(&intent_url)
+        .bearer_auth("sk_test_black_box")
+        .form(&[("payment_method", "pm_card_visa")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attached.status(), StatusCode::OK);
+    let confirmed: Value = stripe
+        .post(format!("{intent_url}/confirm"))
+        .bearer_auth("sk_test_black_box")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
+
+    let event = json!({
+        "id": "evt_test_1", "object": "event", "type": "payment_intent.succeeded",
+        "data": {"object": confirmed},
+    })
+    .to_string();
+    let webhook = m.url("/api/payments/webhook");
+    let forged = Client::new()
+        .post(&webhook)
+        .header("stripe-signature", signed(&event, "whsec_wrong"))
+        .body(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let unsigned = Client::new()
+        .post(&webhook)
+        .body(event.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        order_status(&m, &deal.buyer, &deal.order_id).await,
+        "created",
+        "forged events record nothing"
+    );
+
+    for _ in 0..2 {
+        let resp = Client::new()
+            .post(&webhook)
+            .header("stripe-signature", signed(&event, STRIPE_WEBHOOK_SECRET))
+            .body(event.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
+    let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    assert_eq!(
+        (status, messages(&again)),
+        (
+            StatusCode::BAD_REQUEST,
+            vec!["Order is already paid".to_owned()]
+        )
+    );
+    assert_eq!(payment_intents(&m, 850).await.len(), 1);
+}
