@@ -33,7 +33,7 @@ impl Marketplace {
         let stripe_base = stripe.base_url();
         let stripe_js = format!("{stripe_base}/js.stripe.com/v3/");
         let address = redis.address();
-        let mut vars: Vec<(String, String)> = [
+        let vars: Vec<(String, String)> = [
             ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
             ("SPIN_VARIABLE_REDIS_ADDRESS", &address),
             // Cheap hashing keeps the suite fast; the production cost is the default.

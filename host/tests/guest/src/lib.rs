@@ -181,7 +181,7 @@ fn publish_to_redis(_: Request, params: Params) -> Response {
     let channel = params.get("channel").unwrap_or("none");
     let message = params.get("message").unwrap_or("");
     let result = spin_sdk::redis::Connection::open(&address)
-        .and_then(|c| c.publish(channel, &message.as_bytes().to_vec()));
+        .and_then(|c| c.publish(channel, message.as_bytes()));
     match result {
         Ok(()) => text(200, "published"),
         Err(e) => text(502, &format!("{e:?}")),
