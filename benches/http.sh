@@ -14,20 +14,26 @@ unset RUST_BACKTRACE # a captured backtrace per request would distort the number
 
 STATE="$(mktemp -d)"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$STATE"; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$STATE"
+}
 trap cleanup EXIT
 
-# Starts a server in the background and echoes its base URL (read from its ready line).
+# Starts a server in the background (not in a subshell, so its PID is recorded for
+# cleanup) and waits for its ready line; `url NAME` then prints its base URL.
 start() {
-  local log="$STATE/$1.log"; shift
-  "$@" >"$log" 2>&1 &
+  local name="$1"; shift
+  "$@" >"$STATE/$name.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 600); do
-    if grep -q "Serving HTTP on" "$log"; then grep -m1 -o 'http://[0-9.:]*' "$log"; return; fi
+    grep -q "Serving HTTP on" "$STATE/$name.log" && return
     sleep 0.1
   done
-  cat "$log" >&2; exit 1
+  cat "$STATE/$name.log" >&2; exit 1
 }
+url() { grep -m1 -o 'http://[0-9.:]*' "$STATE/$1.log"; }
 
 # wrk output → "| scenario | conns | req/s | p50 | p99 |"
 measure() {
@@ -43,16 +49,17 @@ measure() {
 
 FREE_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
-NATIVE="$(start native "$TARGET/release/examples/native_hello")"
-HELLO="$(start hello env SPIN_VARIABLE_SECRET_TOKEN=x "$TARGET/release/tessera" up \
+start native "$TARGET/release/examples/native_hello"
+start hello env SPIN_VARIABLE_SECRET_TOKEN=x "$TARGET/release/tessera" up \
   -f "$ROOT/host/tests/apps/conformance/spin.toml" \
   --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" \
-  --listen 127.0.0.1:0 --state-dir "$STATE/hello")"
-APP="$(start app env SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$FREE_PORT" \
+  --listen 127.0.0.1:0 --state-dir "$STATE/hello"
+start app env SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$FREE_PORT" \
   SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench \
   SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench \
   "$TARGET/release/tessera" up -f "$ROOT/spin.toml" --runtime-config-file "$ROOT/runtime-config.toml" \
-  --listen 127.0.0.1:0 --state-dir "$STATE/app")"
+  --listen 127.0.0.1:0 --state-dir "$STATE/app"
+NATIVE="$(url native)"; HELLO="$(url hello)"; APP="$(url app)"
 
 echo "| scenario | connections | requests/s | p50 | p99 |"
 echo "|---|---|---|---|---|"
