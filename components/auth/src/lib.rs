@@ -26,10 +26,7 @@ use crate::store::SqliteUsers;
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle_auth(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    match common::http::read_request(incoming, common::json::MAX_BODY_BYTES).await {
-        Ok(req) => router().handle_async(req).await,
-        Err(err) => spin_sdk::http::IntoResponse::into_response(err),
-    }
+    common::http::serve(incoming, router()).await
 }
 
 /// The auth routes. Anything else, including a known path with another method, is
@@ -81,31 +78,22 @@ mod tests {
     use super::*;
     use spin_sdk::http::Method;
 
-    fn route(method: Method, path: &str) -> Response {
-        futures::executor::block_on(router().handle_async(Request::new(method, path)))
-    }
-
     #[test]
     fn unknown_routes_and_methods_are_json_404s() {
         // Only paths that stop before a handler (which would call into Spin).
-        for (method, path) in [
-            (Method::Get, "/api/users/signup"),
-            (Method::Put, "/api/users/signin"),
-            (Method::Delete, "/api/users/currentuser"),
-            (Method::Head, "/api/users/currentuser"),
-            (Method::Post, "/api/users/currentuser"),
-            (Method::Get, "/api/users/nope"),
-            (Method::Get, "/api/users"),
-            (Method::Get, "/"),
-            (Method::Other("BREW".into()), "/api/users/signout"),
-        ] {
-            let response = route(method.clone(), path);
-            assert_eq!(*response.status(), 404, "{method} {path}");
-            assert_eq!(
-                response.header("content-type").and_then(|v| v.as_str()),
-                Some("application/json")
-            );
-            assert_eq!(response.body(), br#"{"errors":[{"message":"Not Found"}]}"#);
-        }
+        common::testing::assert_json_404s(
+            &router(),
+            &[
+                (Method::Get, "/api/users/signup"),
+                (Method::Put, "/api/users/signin"),
+                (Method::Delete, "/api/users/currentuser"),
+                (Method::Head, "/api/users/currentuser"),
+                (Method::Post, "/api/users/currentuser"),
+                (Method::Get, "/api/users/nope"),
+                (Method::Get, "/api/users"),
+                (Method::Get, "/"),
+                (Method::Other("BREW".into()), "/api/users/signout"),
+            ],
+        );
     }
 }

@@ -3,12 +3,24 @@
 //! spin-sdk 5.2 buffers the whole request body before a handler sees it, and its
 //! `Router` answers unknown routes with a plain-text 404 (or 405 when another
 //! method matches). [`read_request`] reads the body with a size limit instead, and
-//! [`not_found`] is the JSON fallback route every service registers as `/*`.
+//! [`not_found`] is the JSON fallback route every service registers as `/*`. [`serve`]
+//! is the body of every service's `#[http_component]`.
 
 use futures::TryStreamExt;
-use spin_sdk::http::{IncomingRequest, IntoResponse, Params, Request, Response};
+use spin_sdk::http::{IncomingRequest, IntoResponse, Params, Request, Response, Router};
 
 use crate::error::ApiError;
+use crate::json::MAX_BODY_BYTES;
+
+/// One HTTP request of a service: reads the body (at most [`MAX_BODY_BYTES`], else 413)
+/// and hands the request to `router`; a body that cannot be read is answered with its
+/// error.
+pub async fn serve(incoming: IncomingRequest, router: Router) -> Response {
+    match read_request(incoming, MAX_BODY_BYTES).await {
+        Ok(req) => router.handle_async(req).await,
+        Err(err) => err.into_response(),
+    }
+}
 
 /// Reads `incoming` into a [`Request`], refusing bodies over `limit` bytes with 413
 /// without buffering them.

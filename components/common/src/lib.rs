@@ -6,21 +6,26 @@
 //! [`http`] (thin Spin glue: bounded body reading and the JSON 404). Between services:
 //! [`events`] (the event types generated from `wit/` and their CloudEvents envelope),
 //! [`outbox`] (events committed with the change that causes them, relayed to Redis),
-//! [`sqlite`] (Spin's sqlite behind a trait, transactions) and [`time`].
+//! [`sqlite`] (Spin's sqlite behind a trait, transactions), [`id`] (order ids) and
+//! [`time`].
 //!
 //! Everything except the Spin glue is plain Rust and is unit-tested natively. The
 //! `testing` feature adds in-memory doubles (`sqlite::testing::MemoryDb`,
-//! `outbox::testing::MemoryPublisher`) for the services' native tests.
+//! `outbox::testing::MemoryPublisher`) and shared assertions and request builders
+//! ([`testing`]) for the services' native tests.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod id;
 pub mod json;
 pub mod outbox;
 pub mod session;
 pub mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 
 pub use error::{ApiError, FieldError};

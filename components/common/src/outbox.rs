@@ -198,6 +198,47 @@ pub fn relay_or_log(db: &(impl Database + ?Sized), publisher: &impl Publisher) {
     }
 }
 
+/// One Redis message: relays what the outbox in `db` still holds, runs `handle`, and
+/// relays again once it succeeded (a failed message leaves the second relay to the next
+/// activity). Relay failures are logged ([`relay_or_log`]); only `handle`'s are returned.
+pub fn with_relay<T>(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    handle: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    relay_or_log(db, publisher);
+    let value = handle()?;
+    relay_or_log(db, publisher);
+    Ok(value)
+}
+
+/// One HTTP request: relays what the outbox in `db` still holds, runs `handler`, and
+/// relays again whatever it answered (its writes may have queued events even when it
+/// refused the request). Relay failures are only logged ([`relay_or_log`]).
+pub fn relayed<T>(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    handler: impl FnOnce() -> T,
+) -> T {
+    relay_or_log(db, publisher);
+    let response = handler();
+    relay_or_log(db, publisher);
+    response
+}
+
+/// [`relayed`] for an async handler: `handler` runs (is first polled) after the first
+/// relay.
+pub async fn relayed_async<T>(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    handler: impl Future<Output = T>,
+) -> T {
+    relay_or_log(db, publisher);
+    let response = handler.await;
+    relay_or_log(db, publisher);
+    response
+}
+
 /// Where relayed events go.
 pub trait Publisher {
     /// Publishes `payload` on `channel`; an error means it was not published.

@@ -37,12 +37,11 @@ mod testing;
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
     use common::outbox::{DEFAULT_REDIS_ADDRESS, RedisPublisher};
 
-    let run = || -> anyhow::Result<()> {
+    common::error::fold_chain(|| {
         let address =
             common::config::variable_or("redis_address", DEFAULT_REDIS_ADDRESS.to_owned())?;
         let deadlines = redis::RedisDeadlines::open(&address)?;
         let publisher = RedisPublisher::new(address);
         messages::handle(&deadlines, &publisher, &message, common::time::now_millis())
-    };
-    run().map_err(|err| anyhow::anyhow!("{err:#}"))
+    })
 }

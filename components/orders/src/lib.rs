@@ -24,7 +24,7 @@ mod testing;
 use common::ApiError;
 use common::config::{Spin, jwt_secret};
 use common::http::not_found;
-use common::outbox::{RedisPublisher, relay_or_log};
+use common::outbox::{RedisPublisher, relayed};
 use common::session::now;
 use spin_sdk::http::{Params, Request, Response, Router};
 
@@ -37,10 +37,7 @@ use crate::store::SqliteOrders;
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle_orders(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    match common::http::read_request(incoming, common::json::MAX_BODY_BYTES).await {
-        Ok(req) => router().handle_async(req).await,
-        Err(err) => spin_sdk::http::IntoResponse::into_response(err),
-    }
+    common::http::serve(incoming, router()).await
 }
 
 /// One Redis message: relay, handle, relay. Only store failures are errors; the host
@@ -48,15 +45,13 @@ async fn handle_orders(incoming: spin_sdk::http::IncomingRequest) -> Response {
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    let run = || -> anyhow::Result<()> {
+    common::error::fold_chain(|| {
         let publisher = RedisPublisher::from_variables()?;
         let store = SqliteOrders::open()?;
-        relay_or_log(store.db(), &publisher);
-        messages::handle(&store, &message, now())?;
-        relay_or_log(store.db(), &publisher);
-        Ok(())
-    };
-    run().map_err(|err| anyhow::anyhow!("{err:#}"))
+        common::outbox::with_relay(store.db(), &publisher, || {
+            messages::handle(&store, &message, now())
+        })
+    })
 }
 
 /// The orders routes. Anything else, including a known path with another method, is
@@ -101,10 +96,7 @@ fn serve(
         jwt_secret: jwt_secret(&Spin)?,
         now: now(),
     };
-    relay_or_log(deps.store.db(), &publisher);
-    let response = handler(&deps);
-    relay_or_log(deps.store.db(), &publisher);
-    response
+    relayed(deps.store.db(), &publisher, || handler(&deps))
 }
 
 #[cfg(test)]
@@ -112,31 +104,22 @@ mod tests {
     use super::*;
     use spin_sdk::http::Method;
 
-    fn route(method: Method, path: &str) -> Response {
-        futures::executor::block_on(router().handle_async(Request::new(method, path)))
-    }
-
     #[test]
     fn unknown_routes_and_methods_are_json_404s() {
         // Only paths that stop before a handler (which would call into Spin).
-        for (method, path) in [
-            (Method::Put, "/api/orders"),
-            (Method::Delete, "/api/orders"),
-            (Method::Post, "/api/orders/abc"),
-            (Method::Put, "/api/orders/abc"),
-            (Method::Patch, "/api/orders/abc"),
-            (Method::Get, "/api/orders/abc/ticket"),
-            (Method::Get, "/api/order"),
-            (Method::Get, "/"),
-            (Method::Other("BREW".into()), "/api/orders"),
-        ] {
-            let response = route(method.clone(), path);
-            assert_eq!(*response.status(), 404, "{method} {path}");
-            assert_eq!(
-                response.header("content-type").and_then(|v| v.as_str()),
-                Some("application/json")
-            );
-            assert_eq!(response.body(), br#"{"errors":[{"message":"Not Found"}]}"#);
-        }
+        common::testing::assert_json_404s(
+            &router(),
+            &[
+                (Method::Put, "/api/orders"),
+                (Method::Delete, "/api/orders"),
+                (Method::Post, "/api/orders/abc"),
+                (Method::Put, "/api/orders/abc"),
+                (Method::Patch, "/api/orders/abc"),
+                (Method::Get, "/api/orders/abc/ticket"),
+                (Method::Get, "/api/order"),
+                (Method::Get, "/"),
+                (Method::Other("BREW".into()), "/api/orders"),
+            ],
+        );
     }
 }

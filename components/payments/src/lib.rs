@@ -24,7 +24,7 @@ mod testing;
 use common::ApiError;
 use common::config::{Source, Spin, jwt_secret};
 use common::http::not_found;
-use common::outbox::{RedisPublisher, relay_or_log};
+use common::outbox::{RedisPublisher, relayed, relayed_async};
 use common::sqlite::Connection;
 use common::time::now;
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -39,10 +39,7 @@ use crate::stripe::{SpinTransport, StripeClient};
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle_payments(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    match common::http::read_request(incoming, common::json::MAX_BODY_BYTES).await {
-        Ok(req) => router().handle_async(req).await,
-        Err(err) => spin_sdk::http::IntoResponse::into_response(err),
-    }
+    common::http::serve(incoming, router()).await
 }
 
 /// One Redis message: relay, replicate, relay. Only store failures are errors; the host
@@ -50,15 +47,13 @@ async fn handle_payments(incoming: spin_sdk::http::IncomingRequest) -> Response 
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    let run = || -> anyhow::Result<()> {
+    common::error::fold_chain(|| {
         let publisher = RedisPublisher::from_variables()?;
         let payments = Payments::open()?;
-        relay_or_log(payments.db(), &publisher);
-        messages::handle(&payments, &message)?;
-        relay_or_log(payments.db(), &publisher);
-        Ok(())
-    };
-    run().map_err(|err| anyhow::anyhow!("{err:#}"))
+        common::outbox::with_relay(payments.db(), &publisher, || {
+            messages::handle(&payments, &message)
+        })
+    })
 }
 
 /// The payments routes. Anything else, including a known path with another method, is
@@ -75,28 +70,31 @@ pub fn router() -> Router {
 
 async fn create(req: Request, _: Params) -> Result<Response, ApiError> {
     let (deps, publisher) = deps()?;
-    relay_or_log(deps.payments.db(), &publisher);
-    let response = routes::create::handle(&req, &deps).await;
-    relay_or_log(deps.payments.db(), &publisher);
-    response
+    relayed_async(
+        deps.payments.db(),
+        &publisher,
+        routes::create::handle(&req, &deps),
+    )
+    .await
 }
 
 async fn confirm(req: Request, _: Params) -> Result<Response, ApiError> {
     let (deps, publisher) = deps()?;
-    relay_or_log(deps.payments.db(), &publisher);
-    let response = routes::confirm::handle(&req, &deps).await;
-    relay_or_log(deps.payments.db(), &publisher);
-    response
+    relayed_async(
+        deps.payments.db(),
+        &publisher,
+        routes::confirm::handle(&req, &deps),
+    )
+    .await
 }
 
 fn webhook(req: Request, _: Params) -> Result<Response, ApiError> {
     let secret: String = Spin.required("stripe_webhook_secret")?;
     let publisher = RedisPublisher::from_variables()?;
     let payments = Payments::open()?;
-    relay_or_log(payments.db(), &publisher);
-    let response = routes::webhook::handle(&req, &payments, &secret, now());
-    relay_or_log(payments.db(), &publisher);
-    response
+    relayed(payments.db(), &publisher, || {
+        routes::webhook::handle(&req, &payments, &secret, now())
+    })
 }
 
 fn client_config(_: Request, _: Params) -> Result<Response, ApiError> {
@@ -127,33 +125,24 @@ mod tests {
     use super::*;
     use spin_sdk::http::Method;
 
-    fn route(method: Method, path: &str) -> Response {
-        futures::executor::block_on(router().handle_async(Request::new(method, path)))
-    }
-
     #[test]
     fn unknown_routes_and_methods_are_json_404s() {
         // Only requests that stop before a handler (which would call into Spin).
-        for (method, path) in [
-            (Method::Get, "/api/payments"),
-            (Method::Put, "/api/payments"),
-            (Method::Delete, "/api/payments"),
-            (Method::Get, "/api/payments/webhook"),
-            (Method::Get, "/api/payments/confirm"),
-            (Method::Post, "/api/payments/config"),
-            (Method::Post, "/api/payments/abc"),
-            (Method::Get, "/api/payments/config/x"),
-            (Method::Get, "/api/paymentsx"),
-            (Method::Get, "/"),
-            (Method::Other("BREW".into()), "/api/payments"),
-        ] {
-            let response = route(method.clone(), path);
-            assert_eq!(*response.status(), 404, "{method} {path}");
-            assert_eq!(
-                response.header("content-type").and_then(|v| v.as_str()),
-                Some("application/json")
-            );
-            assert_eq!(response.body(), br#"{"errors":[{"message":"Not Found"}]}"#);
-        }
+        common::testing::assert_json_404s(
+            &router(),
+            &[
+                (Method::Get, "/api/payments"),
+                (Method::Put, "/api/payments"),
+                (Method::Delete, "/api/payments"),
+                (Method::Get, "/api/payments/webhook"),
+                (Method::Get, "/api/payments/confirm"),
+                (Method::Post, "/api/payments/config"),
+                (Method::Post, "/api/payments/abc"),
+                (Method::Get, "/api/payments/config/x"),
+                (Method::Get, "/api/paymentsx"),
+                (Method::Get, "/"),
+                (Method::Other("BREW".into()), "/api/payments"),
+            ],
+        );
     }
 }

@@ -4,13 +4,16 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
-use common::events::{self, Event, OrderCreated, OrderStatus, OrderTicket};
+use common::events::{Event, OrderCreated, OrderStatus, OrderTicket};
 use common::outbox::testing::pending;
-use common::session::{SessionUser, issue_token};
 use common::sqlite::Database;
 use common::sqlite::testing::MemoryDb;
+/// Status, JSON content type and `errors` array of an error response.
+pub use common::testing::assert_json_error as assert_error;
+pub use common::testing::{body_json, message};
+use common::testing::{json_request, user_cookie};
 use serde_json::Value;
-use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http::{Method, Request};
 
 use crate::domain::{Change, OrderId, Terms};
 use crate::routes::Deps;
@@ -86,61 +89,17 @@ pub fn order_created(id: &str, buyer: &str, price_cents: u64) -> OrderCreated {
 
 /// The `Cookie` header of a session for `user_id`.
 pub fn cookie(user_id: &str) -> String {
-    let user = SessionUser {
-        id: user_id,
-        email: &format!("{user_id}@example.com"),
-    };
-    let token = issue_token(SECRET, user, NOW - 10, 3_600).unwrap();
-    format!("session={token}")
+    user_cookie(SECRET, user_id, NOW - 10)
 }
 
 /// A request as `user` (or signed out), with an optional JSON body.
 pub fn request(method: Method, path: &str, user: Option<&str>, body: Option<Value>) -> Request {
-    let mut builder = Request::builder();
-    builder.method(method).uri(path);
-    if let Some(user) = user {
-        builder.header("cookie", cookie(user));
-    }
-    match body {
-        Some(body) => builder
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .build(),
-        None => builder.build(),
-    }
-}
-
-pub fn body_json(response: &Response) -> Value {
-    serde_json::from_slice(response.body()).unwrap()
-}
-
-/// Asserts an error response: status, JSON content type and `errors` array.
-pub fn assert_error(result: Result<Response, common::ApiError>, status: u16, errors: Value) {
-    let response = result.into_response();
-    assert_eq!(*response.status(), status, "{:?}", body_json(&response));
-    assert_eq!(
-        response.header("content-type").and_then(|v| v.as_str()),
-        Some("application/json")
-    );
-    assert_eq!(
-        body_json(&response),
-        serde_json::json!({ "errors": errors })
-    );
+    json_request(method, path, user.map(cookie), body)
 }
 
 /// The events waiting in the outbox, oldest first.
 pub fn outbox(store: &TestStore) -> Vec<Event> {
     pending(store.db()).unwrap()
-}
-
-/// `event` as a Redis message.
-pub fn message(event: impl Into<Event>) -> Vec<u8> {
-    events::encode(
-        &event.into(),
-        "/tessera/test",
-        "00000000-0000-4000-8000-000000000000",
-        "2026-11-24T10:00:00Z",
-    )
 }
 
 /// Payment methods [`FakeStripe`] treats specially (as Stripe's test ids do); any

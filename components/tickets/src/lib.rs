@@ -32,10 +32,7 @@ use crate::store::Tickets;
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle_tickets(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    match common::http::read_request(incoming, common::json::MAX_BODY_BYTES).await {
-        Ok(req) => router().handle_async(req).await,
-        Err(err) => spin_sdk::http::IntoResponse::into_response(err),
-    }
+    common::http::serve(incoming, router()).await
 }
 
 /// One message from a subscribed channel. The trigger does not say which channel: the
@@ -95,38 +92,29 @@ mod tests {
     use super::*;
     use spin_sdk::http::Method;
 
-    fn route(method: Method, path: &str) -> Response {
-        futures::executor::block_on(router().handle_async(Request::new(method, path)))
-    }
-
     #[test]
     fn unknown_routes_and_methods_are_json_404s() {
         // Only requests that stop before a handler (which would call into Spin).
-        for (method, path) in [
-            (Method::Delete, "/api/tickets"),
-            (Method::Put, "/api/tickets"),
-            (
-                Method::Post,
-                "/api/tickets/5b3c9f1e-8d2a-4c6b-9e0f-1a2b3c4d5e6f",
-            ),
-            (
-                Method::Delete,
-                "/api/tickets/5b3c9f1e-8d2a-4c6b-9e0f-1a2b3c4d5e6f",
-            ),
-            (Method::Patch, "/api/tickets/x"),
-            (Method::Head, "/api/tickets"),
-            (Method::Get, "/api/tickets/x/y"),
-            (Method::Get, "/api/ticketsx"),
-            (Method::Get, "/"),
-            (Method::Other("BREW".into()), "/api/tickets"),
-        ] {
-            let response = route(method.clone(), path);
-            assert_eq!(*response.status(), 404, "{method} {path}");
-            assert_eq!(
-                response.header("content-type").and_then(|v| v.as_str()),
-                Some("application/json")
-            );
-            assert_eq!(response.body(), br#"{"errors":[{"message":"Not Found"}]}"#);
-        }
+        common::testing::assert_json_404s(
+            &router(),
+            &[
+                (Method::Delete, "/api/tickets"),
+                (Method::Put, "/api/tickets"),
+                (
+                    Method::Post,
+                    "/api/tickets/5b3c9f1e-8d2a-4c6b-9e0f-1a2b3c4d5e6f",
+                ),
+                (
+                    Method::Delete,
+                    "/api/tickets/5b3c9f1e-8d2a-4c6b-9e0f-1a2b3c4d5e6f",
+                ),
+                (Method::Patch, "/api/tickets/x"),
+                (Method::Head, "/api/tickets"),
+                (Method::Get, "/api/tickets/x/y"),
+                (Method::Get, "/api/ticketsx"),
+                (Method::Get, "/"),
+                (Method::Other("BREW".into()), "/api/tickets"),
+            ],
+        );
     }
 }

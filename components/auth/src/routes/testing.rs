@@ -5,8 +5,10 @@ use std::cell::{Cell, RefCell};
 use anyhow::anyhow;
 use common::config::SessionConfig;
 use common::session::{Claims, CookiePolicy, verify_token};
+use common::testing::assert_json_error;
+pub use common::testing::body_json;
 use serde_json::Value;
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::{Request, Response};
 
 use super::Deps;
 use crate::domain::{Email, Password};
@@ -104,10 +106,6 @@ pub fn post_raw(body: &[u8]) -> Request {
         .build()
 }
 
-pub fn body_json(response: &Response) -> Value {
-    serde_json::from_slice(response.body()).unwrap()
-}
-
 /// The claims of the session cookie the response sets, checking its attributes.
 pub fn session_claims(response: &Response) -> Option<Claims> {
     let cookie = response.header("set-cookie")?.as_str()?;
@@ -120,16 +118,8 @@ pub fn session_claims(response: &Response) -> Option<Claims> {
 }
 
 /// Asserts an error response: status, JSON content type and `errors` array.
+/// An error never sets the session cookie.
 pub fn assert_error(result: Result<Response, common::ApiError>, status: u16, errors: Value) {
-    let response = result.into_response();
-    assert_eq!(*response.status(), status);
-    assert_eq!(
-        response.header("content-type").and_then(|v| v.as_str()),
-        Some("application/json")
-    );
+    let response = assert_json_error(result, status, errors);
     assert!(response.header("set-cookie").is_none());
-    assert_eq!(
-        body_json(&response),
-        serde_json::json!({ "errors": errors })
-    );
 }

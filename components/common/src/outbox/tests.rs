@@ -223,3 +223,53 @@ fn an_unreadable_outbox_is_an_error() {
         "{err:#}"
     );
 }
+
+#[test]
+fn with_relay_relays_before_and_after_a_handled_message() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    enqueue_committed(&db, &[expired("left-behind")]);
+    let value = with_relay(&db, &publisher, || {
+        assert_eq!(orders(&publisher), ["left-behind"]);
+        enqueue_committed(&db, &[expired("new")]);
+        Ok(7)
+    })
+    .unwrap();
+    assert_eq!(value, 7);
+    assert_eq!(orders(&publisher), ["left-behind", "new"]);
+    assert!(pending(&db).unwrap().is_empty());
+}
+
+#[test]
+fn with_relay_returns_a_failed_message_without_relaying_again() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    let err = with_relay(&db, &publisher, || -> anyhow::Result<()> {
+        enqueue_committed(&db, &[expired("queued")]);
+        Err(anyhow!("store down"))
+    })
+    .unwrap_err();
+    assert_eq!(err.to_string(), "store down");
+    assert!(publisher.published().is_empty());
+    assert_eq!(pending(&db).unwrap().len(), 1);
+}
+
+#[test]
+fn relayed_relays_after_any_answer() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    enqueue_committed(&db, &[expired("left-behind")]);
+    let answer: Result<(), &str> = relayed(&db, &publisher, || {
+        enqueue_committed(&db, &[expired("new")]);
+        Err("refused")
+    });
+    assert_eq!(answer, Err("refused"));
+    assert_eq!(orders(&publisher), ["left-behind", "new"]);
+
+    let answer = futures::executor::block_on(relayed_async(&db, &publisher, async {
+        enqueue_committed(&db, &[expired("async")]);
+        1
+    }));
+    assert_eq!(answer, 1);
+    assert_eq!(orders(&publisher), ["left-behind", "new", "async"]);
+}

@@ -3,12 +3,11 @@
 
 mod expires_at;
 mod order;
-mod order_id;
 pub mod status;
 mod ticket;
 
+pub use common::id::OrderId;
 pub use expires_at::{ExpiresAt, LOCK_VARIABLE, LockWindow};
 pub use order::Order;
-pub use order_id::OrderId;
 pub use status::{Lifecycle, OrderStatus, Refusal, Transition, Trigger};
 pub use ticket::Ticket;

@@ -1,10 +1,14 @@
 //! Test doubles and helpers for the route tests.
 
 use common::outbox::testing::MemoryPublisher;
-use common::session::{SessionUser, issue_token};
+use common::session::SessionUser;
 use common::sqlite::testing::MemoryDb;
+/// Status, JSON content type and `errors` array of an error response.
+pub use common::testing::assert_json_error as assert_error;
+pub use common::testing::body_json;
+use common::testing::session_cookie;
 use serde_json::Value;
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::Request;
 
 use super::{Deps, create};
 use crate::store::{OrderEffect, Tickets};
@@ -32,8 +36,7 @@ fn with_session(mut req: Request, user: Option<&str>) -> Request {
             id: user,
             email: "someone@example.com",
         };
-        let token = issue_token(SECRET, session, NOW - 60, 3_600).unwrap();
-        req.set_header("cookie", format!("session={token}"));
+        req.set_header("cookie", session_cookie(SECRET, session, NOW - 60));
     }
     req
 }
@@ -78,22 +81,4 @@ pub fn reserve(deps: &TestDeps, ticket_id: &str, order: &str) {
         .apply_order_event(order, 0, ticket_id, NOW, |t| t.reserve(order))
         .unwrap();
     assert!(matches!(effect, OrderEffect::Changed(_)), "{effect:?}");
-}
-
-pub fn body_json(response: &Response) -> Value {
-    serde_json::from_slice(response.body()).unwrap()
-}
-
-/// Asserts an error response: status, JSON content type and `errors` array.
-pub fn assert_error(result: Result<Response, common::ApiError>, status: u16, errors: Value) {
-    let response = result.into_response();
-    assert_eq!(*response.status(), status);
-    assert_eq!(
-        response.header("content-type").and_then(|v| v.as_str()),
-        Some("application/json")
-    );
-    assert_eq!(
-        body_json(&response),
-        serde_json::json!({ "errors": errors })
-    );
 }
