@@ -240,6 +240,17 @@ impl RedisServer {
         matches!(score, Ok(Some(_)))
     }
 
+    /// Whether `key` exists (e.g. a deadline timer with a TTL).
+    pub fn exists(&self, key: &str) -> bool {
+        let Ok(client) = redis::Client::open(self.address()) else {
+            return false;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return false;
+        };
+        matches!(redis::cmd("EXISTS").arg(key).query::<i64>(&mut conn), Ok(1))
+    }
+
     pub fn publish(&self, channel: &str, message: &str) {
         let client = redis::Client::open(self.address()).unwrap();
         let mut conn = client.get_connection().unwrap();

@@ -287,13 +287,13 @@ async fn unpaid_orders_expire_and_paid_ones_never_do() {
 
 #[tokio::test]
 async fn an_order_still_expires_on_time_across_an_app_restart() {
-    let mut m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "3")]);
+    let mut m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "5")]);
     let deal = ordered_ticket(&m, 6.0).await;
-    // Once expiration has scheduled the deadline in Redis, the whole app goes down.
+    // Once expiration has scheduled the deadline in Redis (the sorted-set entry and the
+    // timer key whose expiry wakes it), the whole app goes down and comes back.
+    let timer = format!("expiration:order:{}", deal.order_id);
     eventually("the deadline to be scheduled", DEADLINE, || async {
-        m.redis
-            .zscore("expiration:due", &deal.order_id)
-            .then_some(())
+        (m.redis.zscore("expiration:due", &deal.order_id) && m.redis.exists(&timer)).then_some(())
     })
     .await;
     m.restart();
