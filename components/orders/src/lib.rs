@@ -49,6 +49,7 @@ fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
         let publisher = RedisPublisher::from_variables()?;
         let store = SqliteOrders::open()?;
         common::outbox::with_relay(store.db(), &publisher, || {
+            cancel_overdue_or_log(&store);
             messages::handle(&store, &message, now())
         })
     })
@@ -96,7 +97,18 @@ fn serve(
         jwt_secret: jwt_secret(&Spin)?,
         now: now(),
     };
-    relayed(deps.store.db(), &publisher, || handler(&deps))
+    relayed(deps.store.db(), &publisher, || {
+        cancel_overdue_or_log(&deps.store);
+        handler(&deps)
+    })
+}
+
+/// The expiry backstop ([`messages::cancel_overdue`]); its failure must not fail the
+/// request or message that happened to run it.
+fn cancel_overdue_or_log(store: &impl store::OrderStore) {
+    if let Err(err) = messages::cancel_overdue(store, now()) {
+        eprintln!("could not cancel overdue orders: {err:#}");
+    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,24 @@ pub fn handle(store: &impl OrderStore, payload: &[u8], now: u64) -> anyhow::Resu
     Ok(())
 }
 
+/// How long past its deadline an order may stay `created` before orders cancels it
+/// itself. The expiration service normally does it at the deadline; this backstop covers
+/// a deadline whose Redis notification fired while the whole app was down.
+pub const OVERDUE_GRACE_SECONDS: u64 = 2;
+
+/// Cancels (as if `expiration:complete` had arrived) orders overdue by more than the grace
+/// period; called on every request and message orders handles. Returns how many changed.
+pub fn cancel_overdue(store: &impl OrderStore, now: u64) -> anyhow::Result<usize> {
+    let cutoff = now.saturating_sub(OVERDUE_GRACE_SECONDS);
+    let mut cancelled = 0;
+    for order in store.overdue_orders(cutoff, 50)? {
+        if let Applied::Changed(_) = apply(store, order, Trigger::LockExpired, now)? {
+            cancelled += 1;
+        }
+    }
+    Ok(cancelled)
+}
+
 /// Applies `trigger` to order `raw_id`; `None` (logged) when there is no such order.
 fn on_order(
     store: &impl OrderStore,
@@ -278,5 +296,36 @@ mod tests {
         assert!(handle(&store, &message(expired(&order)), NOW).is_err());
         store.db().fail_statements_containing("tickets");
         assert!(handle(&store, &message(created("t2", 1)), NOW).is_err());
+    }
+
+    #[test]
+    fn overdue_orders_are_cancelled_once_by_the_backstop() {
+        let store = store();
+        let order = placed(&store);
+        let deadline = order.expires_at.unix_seconds();
+        // Within the grace period nothing happens; expiration normally acts first.
+        assert_eq!(
+            cancel_overdue(&store, deadline + OVERDUE_GRACE_SECONDS - 1).unwrap(),
+            0
+        );
+        assert_eq!(
+            cancel_overdue(&store, deadline + OVERDUE_GRACE_SECONDS).unwrap(),
+            1
+        );
+        let cancelled = store.order(&order.id).unwrap().unwrap();
+        assert_eq!(cancelled.status, OrderStatus::Cancelled);
+        assert_eq!(cancelled.version, order.version + 1);
+        // A later sweep, or the late expiration:complete, changes nothing.
+        assert_eq!(cancel_overdue(&store, deadline + 60).unwrap(), 0);
+        deliver(
+            &store,
+            ExpirationComplete {
+                order_id: order.id.to_string(),
+            },
+        );
+        assert_eq!(
+            store.order(&order.id).unwrap().unwrap().version,
+            order.version + 1
+        );
     }
 }

@@ -98,6 +98,9 @@ pub trait OrderStore {
     /// `previous` (same status and version). `false` when a concurrent change got there
     /// first; then nothing is written.
     fn update_order(&self, previous: &Order, updated: &Order, now: u64) -> anyhow::Result<bool>;
+
+    /// Up to `limit` orders still `created` whose deadline is at or before `cutoff`.
+    fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>>;
 }
 
 impl<S: OrderStore + ?Sized> OrderStore for &S {
@@ -123,6 +126,10 @@ impl<S: OrderStore + ?Sized> OrderStore for &S {
 
     fn update_order(&self, previous: &Order, updated: &Order, now: u64) -> anyhow::Result<bool> {
         (**self).update_order(previous, updated, now)
+    }
+
+    fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>> {
+        (**self).overdue_orders(cutoff, limit)
     }
 }
 
@@ -171,6 +178,18 @@ impl<D: Database> SqliteOrders<D> {
 }
 
 impl<D: Database> OrderStore for SqliteOrders<D> {
+    fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>> {
+        let sql = format!(
+            "{SELECT_ORDERS} WHERE o.status = 'created' AND o.expires_at <= ?1 \
+             ORDER BY o.expires_at LIMIT {limit}"
+        );
+        let result = self
+            .db
+            .query(&sql, &[integer(cutoff)?])
+            .context("Failed to read overdue orders")?;
+        result.rows().map(|row| order_from(&row)).collect()
+    }
+
     fn ticket(&self, id: &str) -> anyhow::Result<Option<Ticket>> {
         let result = self
             .db
