@@ -10,12 +10,12 @@ use std::time::Duration;
 use common::events::{self, Event, ExpirationComplete, PaymentCreated};
 use common::outbox::testing::pending;
 use common::session::{SessionUser, issue_token};
-use common::sqlite::{Database, Error, QueryResult, RowResult, Value};
+use common::sqlite::testing::run_statement;
+use common::sqlite::{Database, Error, QueryResult, Value};
 use orders::domain::{LockWindow, OrderId, OrderStatus};
 use orders::routes::{Deps, create};
 use orders::store::{OrderStore, SqliteOrders};
 use orders::{domain::Ticket, messages};
-use rusqlite::types::{Value as SqlValue, ValueRef};
 use spin_sdk::http::{IntoResponse, Request};
 
 const SECRET: &str = "race-secret";
@@ -36,37 +36,8 @@ impl FileDb {
 
 impl Database for FileDb {
     fn execute(&self, statement: &str, params: &[Value]) -> Result<QueryResult, Error> {
-        run(&self.0, statement, params).map_err(|err| Error::Io(err.to_string()))
+        run_statement(&self.0, statement, params).map_err(|err| Error::Io(err.to_string()))
     }
-}
-
-fn run(conn: &rusqlite::Connection, sql: &str, params: &[Value]) -> rusqlite::Result<QueryResult> {
-    let mut stmt = conn.prepare(sql)?;
-    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let params = params.iter().map(|value| match value {
-        Value::Integer(i) => SqlValue::Integer(*i),
-        Value::Real(f) => SqlValue::Real(*f),
-        Value::Text(t) => SqlValue::Text(t.clone()),
-        Value::Blob(b) => SqlValue::Blob(b.clone()),
-        Value::Null => SqlValue::Null,
-    });
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let values = (0..columns.len())
-            .map(|i| {
-                Ok(match row.get_ref(i)? {
-                    ValueRef::Integer(i) => Value::Integer(i),
-                    ValueRef::Real(f) => Value::Real(f),
-                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-                    ValueRef::Null => Value::Null,
-                })
-            })
-            .collect::<rusqlite::Result<_>>()?;
-        out.push(RowResult { values });
-    }
-    Ok(QueryResult { columns, rows: out })
 }
 
 /// A fresh database file, removed (with its WAL files) on drop.

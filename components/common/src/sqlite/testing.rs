@@ -33,35 +33,6 @@ impl MemoryDb {
     pub fn heal(&self) {
         *self.fail_on.borrow_mut() = None;
     }
-
-    fn run(&self, statement: &str, params: &[Value]) -> rusqlite::Result<QueryResult> {
-        let mut stmt = self.conn.prepare(statement)?;
-        let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-        let params = params.iter().map(|value| match value {
-            Value::Integer(i) => SqlValue::Integer(*i),
-            Value::Real(f) => SqlValue::Real(*f),
-            Value::Text(t) => SqlValue::Text(t.clone()),
-            Value::Blob(b) => SqlValue::Blob(b.clone()),
-            Value::Null => SqlValue::Null,
-        });
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let values = (0..columns.len())
-                .map(|i| {
-                    Ok(match row.get_ref(i)? {
-                        ValueRef::Integer(i) => Value::Integer(i),
-                        ValueRef::Real(f) => Value::Real(f),
-                        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-                        ValueRef::Null => Value::Null,
-                    })
-                })
-                .collect::<rusqlite::Result<_>>()?;
-            out.push(RowResult { values });
-        }
-        Ok(QueryResult { columns, rows: out })
-    }
 }
 
 impl Default for MemoryDb {
@@ -77,7 +48,42 @@ impl Database for MemoryDb {
         {
             return Err(Error::Io(format!("injected failure: {needle}")));
         }
-        self.run(statement, params)
-            .map_err(|err| Error::Io(err.to_string()))
+        run_statement(&self.conn, statement, params).map_err(|err| Error::Io(err.to_string()))
     }
+}
+
+/// Runs one statement on a rusqlite connection the way the host does (one prepared
+/// statement, values converted both ways); shared by [`MemoryDb`] and tests that give
+/// each thread its own connection to a file.
+pub fn run_statement(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    params: &[Value],
+) -> rusqlite::Result<QueryResult> {
+    let mut stmt = conn.prepare(statement)?;
+    let columns: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+    let params = params.iter().map(|value| match value {
+        Value::Integer(i) => SqlValue::Integer(*i),
+        Value::Real(f) => SqlValue::Real(*f),
+        Value::Text(t) => SqlValue::Text(t.clone()),
+        Value::Blob(b) => SqlValue::Blob(b.clone()),
+        Value::Null => SqlValue::Null,
+    });
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = (0..columns.len())
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    ValueRef::Integer(i) => Value::Integer(i),
+                    ValueRef::Real(f) => Value::Real(f),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                    ValueRef::Null => Value::Null,
+                })
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        out.push(RowResult { values });
+    }
+    Ok(QueryResult { columns, rows: out })
 }
