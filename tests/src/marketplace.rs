@@ -124,6 +124,20 @@ pub async fn body(resp: Response) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// Asserts that exactly one of concurrent attempts got 201 and every other one a 400
+/// whose only message is `loser_message`.
+pub fn assert_one_winner(results: &[(StatusCode, Value)], loser_message: &str) {
+    let winners = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(winners, 1, "exactly one attempt wins: {results:?}");
+    for (status, errors) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::BAD_REQUEST);
+        assert_eq!(messages(errors), [loser_message]);
+    }
+}
+
 /// The messages of an error body, in order.
 pub fn messages(error_body: &Value) -> Vec<String> {
     error_body["errors"]

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tessera_blackbox::marketplace::{JWT_SECRET, Marketplace, body, messages};
+use tessera_blackbox::marketplace::{JWT_SECRET, Marketplace, assert_one_winner, body, messages};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -158,15 +158,7 @@ async fn emails_are_unique_even_under_concurrent_signups() {
         }
     });
     let results = futures::future::join_all(attempts).await;
-    let created = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::CREATED)
-        .count();
-    assert_eq!(created, 1, "exactly one signup wins: {results:?}");
-    for (status, errors) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
-        assert_eq!(*status, StatusCode::BAD_REQUEST);
-        assert_eq!(messages(errors), ["Email in use"]);
-    }
+    assert_one_winner(&results, "Email in use");
 }
 
 #[tokio::test]
