@@ -44,6 +44,8 @@ pub struct Runtime {
     pub engine: Engine,
     pub components: HashMap<ComponentId, LoadedComponent>,
     pub limits: Limits,
+    /// `limits.timeout` in epoch ticks, the deadline every store gets.
+    deadline_ticks: u64,
     _epoch: EpochTicker,
 }
 
@@ -103,10 +105,12 @@ impl Runtime {
         }
 
         let epoch = EpochTicker::start(engine.clone());
+        let deadline_ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         Ok(Runtime {
             engine,
             components,
             limits,
+            deadline_ticks,
             _epoch: epoch,
         })
     }
@@ -116,8 +120,7 @@ impl Runtime {
         let state = HostState::new(component.context.clone())?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = (self.limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
         Ok(store)
     }

@@ -235,8 +235,9 @@ fn run_statement(
 }
 
 /// Implements one WIT version's sqlite interface on top of the version-independent core.
+/// `$extra` holds the methods only that version has.
 macro_rules! sqlite_interface {
-    ($m:ident) => {
+    ($m:ident { $($extra:tt)* }) => {
         impl From<$m::Value> for Value {
             fn from(v: $m::Value) -> Self {
                 match v {
@@ -287,37 +288,42 @@ macro_rules! sqlite_interface {
         }
 
         impl $m::Host for HostState {}
+
+        impl $m::HostConnection for HostState {
+            async fn open(
+                &mut self,
+                database: String,
+            ) -> wasmtime::Result<Result<Resource<SqliteConnection>, $m::Error>> {
+                Ok(self
+                    .sqlite_open(&database)?
+                    .map(Resource::new_own)
+                    .map_err(Into::into))
+            }
+
+            async fn execute(
+                &mut self,
+                self_: Resource<SqliteConnection>,
+                statement: String,
+                parameters: Vec<$m::Value>,
+            ) -> wasmtime::Result<Result<$m::QueryResult, $m::Error>> {
+                let params = parameters.into_iter().map(Into::into).collect();
+                Ok(self
+                    .sqlite_execute(self_.rep(), statement, params)
+                    .await?
+                    .map(Into::into)
+                    .map_err(Into::into))
+            }
+
+            async fn drop(&mut self, rep: Resource<SqliteConnection>) -> wasmtime::Result<()> {
+                self.sqlite_close(rep.rep())
+            }
+
+            $($extra)*
+        }
     };
 }
 
-sqlite_interface!(v3);
-sqlite_interface!(v2);
-
-impl v3::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        database: String,
-    ) -> wasmtime::Result<Result<Resource<SqliteConnection>, v3::Error>> {
-        Ok(self
-            .sqlite_open(&database)?
-            .map(Resource::new_own)
-            .map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        self_: Resource<SqliteConnection>,
-        statement: String,
-        parameters: Vec<v3::Value>,
-    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
-        let params = parameters.into_iter().map(Into::into).collect();
-        Ok(self
-            .sqlite_execute(self_.rep(), statement, params)
-            .await?
-            .map(Into::into)
-            .map_err(Into::into))
-    }
-
+sqlite_interface!(v3 {
     async fn last_insert_rowid(
         &mut self,
         self_: Resource<SqliteConnection>,
@@ -328,38 +334,5 @@ impl v3::HostConnection for HostState {
     async fn changes(&mut self, self_: Resource<SqliteConnection>) -> wasmtime::Result<u64> {
         Ok(self.sqlite_stats(self_.rep())?.1)
     }
-
-    async fn drop(&mut self, rep: Resource<SqliteConnection>) -> wasmtime::Result<()> {
-        self.sqlite_close(rep.rep())
-    }
-}
-
-impl v2::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        database: String,
-    ) -> wasmtime::Result<Result<Resource<SqliteConnection>, v2::Error>> {
-        Ok(self
-            .sqlite_open(&database)?
-            .map(Resource::new_own)
-            .map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        self_: Resource<SqliteConnection>,
-        statement: String,
-        parameters: Vec<v2::Value>,
-    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
-        let params = parameters.into_iter().map(Into::into).collect();
-        Ok(self
-            .sqlite_execute(self_.rep(), statement, params)
-            .await?
-            .map(Into::into)
-            .map_err(Into::into))
-    }
-
-    async fn drop(&mut self, rep: Resource<SqliteConnection>) -> wasmtime::Result<()> {
-        self.sqlite_close(rep.rep())
-    }
-}
+});
+sqlite_interface!(v2 {});

@@ -87,23 +87,19 @@ impl HttpServer {
 
     /// Lines for the startup banner: each route and the component serving it.
     pub fn describe_routes(&self, base: &str) -> Vec<String> {
-        let mut lines: Vec<String> = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
-        for (route, target) in self.router.entries() {
-            if seen.insert(route.raw.clone()) {
+        // Routes are unique (the router rejects duplicates), so one line each.
+        self.router
+            .entries()
+            .map(|(route, target)| {
                 let wildcard = if route.raw.ends_with("...") {
                     " (wildcard)"
                 } else {
                     ""
                 };
-                lines.push(format!(
-                    "  {}: {base}{}{wildcard}",
-                    target.id,
-                    route.component_route().trim_start_matches('/')
-                ));
-            }
-        }
-        lines
+                let path = route.component_route().trim_start_matches('/');
+                format!("  {}: {base}{path}{wildcard}", target.id)
+            })
+            .collect()
     }
 
     /// Accepts connections until `shutdown` resolves, then drains open connections.
@@ -313,7 +309,7 @@ impl HttpServer {
             );
         }
         // wasi:http needs an absolute URI (authority) on the incoming request.
-        if let Ok(uri) = format!("http://{host}{path_and_query}").parse() {
+        if let Ok(uri) = full_url.parse() {
             *req.uri_mut() = uri;
         }
         req
