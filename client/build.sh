@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds the web client into client/dist: the wasm (release), wasm-bindgen's JS glue in
-# dist/pkg, and index.html + style.css. Installs wasm-bindgen-cli at the version pinned in
-# client/Cargo.lock when the one on PATH differs (that install takes several minutes).
+# Builds the web client into client/dist: the wasm (release) and wasm-bindgen's JS glue in
+# dist/pkg, the stylesheet, and index.html. Output names carry a hash of their content
+# (client-<hash>.js, client-<hash>_bg.wasm, style-<hash>.css), so the web component can
+# let browsers cache them forever while index.html is always revalidated.
+#
+# Installs wasm-bindgen-cli at the version pinned in client/Cargo.lock when the one on
+# PATH differs (that install takes several minutes, once).
 set -euo pipefail
 CLIENT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CLIENT/../target}"
@@ -15,10 +19,21 @@ if [ "$have" != "$want" ]; then
 fi
 
 (cd "$CLIENT" && cargo build --release --locked --target wasm32-unknown-unknown)
+wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/client.wasm"
+
+content_hash() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+# Build into a fresh directory and swap it in, so a server reading dist never sees half.
+staging="$(mktemp -d "$CLIENT/.dist.XXXXXX")"
+trap 'rm -rf "$staging"' EXIT
+client="client-$(content_hash "$wasm" "$CLIENT/js/"*.js)"
+wasm-bindgen --target web --no-typescript --out-name "$client" --out-dir "$staging/pkg" "$wasm"
+style="style-$(content_hash "$CLIENT/style.css").css"
+cp "$CLIENT/style.css" "$staging/$style"
+sed -e "s|__CLIENT__|$client|g" -e "s|__STYLE__|$style|g" "$CLIENT/index.html" >"$staging/index.html"
 
 rm -rf "$DIST"
-mkdir -p "$DIST/pkg"
-wasm-bindgen --target web --no-typescript --out-dir "$DIST/pkg" \
-  "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/client.wasm"
-cp "$CLIENT/index.html" "$CLIENT/style.css" "$DIST/"
-echo "built $DIST" >&2
+mv "$staging" "$DIST"
+chmod 755 "$DIST"
+trap - EXIT
+echo "built $DIST ($client)" >&2

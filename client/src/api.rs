@@ -105,6 +105,9 @@ pub enum ApiError {
     /// The request never got an answer, or the answer was not the expected JSON.
     #[error("{0}")]
     Network(String),
+    /// Stripe.js could not be loaded, or refused the card (its message).
+    #[error("{0}")]
+    Card(String),
 }
 
 impl ApiError {
@@ -114,7 +117,7 @@ impl ApiError {
             ApiError::Server { messages, .. } => {
                 messages.iter().map(|m| m.message.clone()).collect()
             }
-            ApiError::Network(message) => vec![message.clone()],
+            ApiError::Network(message) | ApiError::Card(message) => vec![message.clone()],
         }
     }
 }
@@ -255,10 +258,55 @@ pub async fn payments_config() -> Result<PaymentsConfig, ApiError> {
     fetch_json(Method::GET, "/api/payments/config", None).await
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientSecretBody {
+    client_secret: String,
+}
+
+/// `POST /api/payments/setup`: a SetupIntent's client secret, for Stripe.js to turn the
+/// entered card into a PaymentMethod.
+pub async fn setup_payment(order_id: &str) -> Result<String, ApiError> {
+    let body = serde_json::json!({ "orderId": order_id });
+    let setup: ClientSecretBody =
+        fetch_json(Method::POST, "/api/payments/setup", Some(body)).await?;
+    Ok(setup.client_secret)
+}
+
+/// What `POST /api/payments` did with the card.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Charge {
+    /// Paid and recorded.
+    Paid,
+    /// The card needs the cardholder (3-D Secure): Stripe.js finishes the PaymentIntent
+    /// with this client secret, then [`confirm_payment`] records it.
+    NeedsAction {
+        /// The PaymentIntent's client secret.
+        client_secret: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargeBody {
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
 /// `POST /api/payments` with a Stripe PaymentMethod id (server-side confirmation).
-pub async fn pay(order_id: &str, token: &str) -> Result<(), ApiError> {
-    let body = serde_json::json!({ "orderId": order_id, "token": token });
-    fetch_json::<serde_json::Value>(Method::POST, "/api/payments", Some(body))
+pub async fn pay(order_id: &str, payment_method: &str) -> Result<Charge, ApiError> {
+    let body = serde_json::json!({ "orderId": order_id, "token": payment_method });
+    let charge: ChargeBody = fetch_json(Method::POST, "/api/payments", Some(body)).await?;
+    Ok(match charge.client_secret {
+        Some(client_secret) => Charge::NeedsAction { client_secret },
+        None => Charge::Paid,
+    })
+}
+
+/// `POST /api/payments/confirm`: records a payment Stripe.js finished.
+pub async fn confirm_payment(order_id: &str) -> Result<(), ApiError> {
+    let body = serde_json::json!({ "orderId": order_id });
+    fetch_json::<serde_json::Value>(Method::POST, "/api/payments/confirm", Some(body))
         .await
         .map(drop)
 }

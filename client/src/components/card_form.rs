@@ -1,18 +1,42 @@
-//! The payment form. Stripe.js is loaded from the address `/api/payments/config` gives when
-//! that is Stripe's own (see `is_stripe_js`); card entry is, for now, one of Stripe's test
-//! payment-method ids sent as `token` (server-side confirmation), labelled "Test card".
+//! The payment form: a Stripe.js card Element (in a frame of its own, see
+//! `js/stripe-card.js`), loaded from the address and with the publishable key that
+//! `/api/payments/config` gives, so no key lives in the client.
+//!
+//! Paying takes three steps: the API opens a SetupIntent, Stripe.js turns the entered card
+//! into a PaymentMethod, and the API charges it. A card that needs 3-D Secure is finished
+//! by Stripe.js and then recorded by `/api/payments/confirm`.
 
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
+use wasm_bindgen::prelude::*;
 
-use crate::api;
+use crate::api::{self, ApiError, Charge};
 use crate::components::error_alert::ErrorAlert;
 
-/// Stripe's documented test payment methods: one that succeeds, one that is declined.
-const TEST_CARDS: [(&str, &str); 2] = [
-    ("pm_card_visa", "Visa ending 4242 (succeeds)"),
-    ("pm_card_chargeCustomerFail", "Visa ending 0341 (declined)"),
-];
+#[wasm_bindgen(module = "/js/stripe-card.js")]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = mountCard)]
+    async fn mount_card(
+        container: &web_sys::HtmlElement,
+        script_url: &str,
+        publishable_key: &str,
+    ) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(catch, js_name = confirmSetup)]
+    async fn confirm_setup(card: &JsValue, client_secret: &str) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(catch, js_name = confirmPayment)]
+    async fn confirm_payment(card: &JsValue, client_secret: &str) -> Result<JsValue, JsValue>;
+}
+
+/// Where the card Element is.
+#[derive(Clone, Debug, PartialEq)]
+enum CardState {
+    Loading,
+    Ready,
+    Failed(ApiError),
+}
 
 /// Pays `order_id` and goes to `/orders` on success; a decline shows Stripe's message.
 #[component]
@@ -23,73 +47,91 @@ pub fn CardForm(
     amount: String,
 ) -> impl IntoView {
     let navigate = use_navigate();
-    let token = RwSignal::new(TEST_CARDS[0].0.to_owned());
+    let container = NodeRef::<leptos::html::Div>::new();
+    let state = RwSignal::new(CardState::Loading);
+    // The Stripe.js handle from `mountCard`; a JS value, so it stays on this thread.
+    let card = StoredValue::new_local(JsValue::UNDEFINED);
+
     let config = LocalResource::new(api::payments_config);
     Effect::new(move || {
-        if let Some(Ok(config)) = config.get()
-            && is_stripe_js(&config.stripe_js_url)
-        {
-            load_script(&config.stripe_js_url);
+        let (Some(config), Some(element)) = (config.get(), container.get()) else {
+            return;
+        };
+        if state.get_untracked() != CardState::Loading {
+            return;
         }
+        let config = match config {
+            Ok(config) => config,
+            Err(err) => return state.set(CardState::Failed(err)),
+        };
+        spawn_local(async move {
+            match mount_card(&element, &config.stripe_js_url, &config.publishable_key).await {
+                Ok(handle) => {
+                    card.set_value(handle);
+                    state.set(CardState::Ready);
+                }
+                Err(err) => state.set(CardState::Failed(card_error(err))),
+            }
+        });
     });
-    let pay = Action::new_local(move |token: &String| {
-        let (order_id, token, navigate) = (order_id.clone(), token.clone(), navigate.clone());
+
+    let pay = Action::new_local(move |_: &()| {
+        let (order_id, navigate) = (order_id.clone(), navigate.clone());
         async move {
-            api::pay(&order_id, &token).await?;
+            pay_with_card(&order_id, &card.get_value()).await?;
             navigate("/orders", Default::default());
-            Ok(())
+            Ok::<_, ApiError>(())
         }
     });
-    let error = Signal::derive(move || pay.value().get().and_then(Result::err));
+    let error = Signal::derive(move || match state.get() {
+        CardState::Failed(err) => Some(err),
+        _ => pay.value().get().and_then(Result::err),
+    });
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        pay.dispatch(token.get_untracked());
+        pay.dispatch(());
     };
+    let ready = move || state.get() == CardState::Ready;
     view! {
         <form class="pay" on:submit=on_submit>
-            <label>"Test card"
-                <select bind:value=token>
-                    {TEST_CARDS.iter().map(|(id, label)| view! { <option value=*id>{*label}</option> }).collect_view()}
-                </select>
-            </label>
-            <p class="hint">"Test mode: no real card is charged."</p>
+            <label>"Card"</label>
+            <div class="card-entry" node_ref=container></div>
+            <Show when=move || state.get() == CardState::Loading>
+                <p class="muted">"Loading the card form…"</p>
+            </Show>
             <ErrorAlert error/>
-            <button type="submit" class="button primary" disabled=move || pay.pending().get()>
+            <button type="submit" class="button primary" disabled=move || !ready() || pay.pending().get()>
                 {move || if pay.pending().get() { "Paying…".to_owned() } else { format!("Pay {amount}") }}
             </button>
         </form>
     }
 }
 
-/// Only Stripe's own Stripe.js is loaded. localstripe's stand-in declares a global
-/// `class Element` in a classic script, which shadows the DOM's `Element` for every global
-/// lookup, so wasm-bindgen's `instanceof Element` checks fail and the app stops updating the
-/// page (seen: alerts never shown, blank pages after navigation). It cannot create payment
-/// methods anyway, so in development the test payment-method ids below are the card entry.
-fn is_stripe_js(url: &str) -> bool {
-    url.starts_with("https://js.stripe.com/")
+/// SetupIntent → PaymentMethod → charge (→ 3-D Secure and its confirmation).
+async fn pay_with_card(order_id: &str, card: &JsValue) -> Result<(), ApiError> {
+    let setup_secret = api::setup_payment(order_id).await?;
+    let method = confirm_setup(card, &setup_secret)
+        .await
+        .map_err(card_error)?
+        .as_string()
+        .ok_or_else(|| ApiError::Card("Stripe.js gave no payment method.".into()))?;
+    match api::pay(order_id, &method).await? {
+        Charge::Paid => Ok(()),
+        Charge::NeedsAction { client_secret } => {
+            confirm_payment(card, &client_secret)
+                .await
+                .map_err(card_error)?;
+            api::confirm_payment(order_id).await
+        }
+    }
 }
 
-/// Adds `<script src=url>` to the document once (later calls find it and do nothing).
-fn load_script(url: &str) {
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
-        return;
-    };
-    if document
-        .query_selector("script[data-stripe-js]")
+/// The `message` of what Stripe.js threw (read by name: errors from the card frame belong
+/// to another realm, so `instanceof Error` would not recognise them).
+fn card_error(thrown: JsValue) -> ApiError {
+    let message = js_sys::Reflect::get(&thrown, &JsValue::from_str("message"))
         .ok()
-        .flatten()
-        .is_some()
-    {
-        return;
-    }
-    let Ok(script) = document.create_element("script") else {
-        return;
-    };
-    let _ = script.set_attribute("src", url);
-    let _ = script.set_attribute("data-stripe-js", "");
-    let _ = script.set_attribute("async", "");
-    if let Some(head) = document.head() {
-        let _ = head.append_child(&script);
-    }
+        .and_then(|message| message.as_string())
+        .unwrap_or_else(|| "The card form stopped working. Please reload the page.".into());
+    ApiError::Card(message)
 }

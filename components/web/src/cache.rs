@@ -7,9 +7,9 @@ pub const REVALIDATE: &str = "no-cache";
 
 /// The `Cache-Control` value for the file at `path` (a normalised absolute path).
 pub fn for_path(path: &str) -> &'static str {
-    if path == "/index.html" {
-        REVALIDATE
-    } else if path.starts_with("/pkg/") || has_content_hash(path) {
+    // Only a name that changes with the bytes may be cached forever: a stale copy of
+    // anything else would outlive a deploy.
+    if has_content_hash(path) {
         IMMUTABLE
     } else {
         REVALIDATE
@@ -38,8 +38,11 @@ mod tests {
     }
 
     #[test]
-    fn pkg_and_hashed_names_are_immutable() {
-        assert_eq!(for_path("/pkg/client_bg.wasm"), IMMUTABLE);
+    fn hashed_names_are_immutable() {
+        // What client/build.sh writes.
+        assert_eq!(for_path("/pkg/client-ba23961d7339d83b_bg.wasm"), IMMUTABLE);
+        assert_eq!(for_path("/pkg/client-ba23961d7339d83b.js"), IMMUTABLE);
+        assert_eq!(for_path("/style-2fa3690e9888654d.css"), IMMUTABLE);
         assert_eq!(for_path("/assets/app-3f2a9c1b.js"), IMMUTABLE);
         assert_eq!(for_path("/main.0a1b2c3d4e.css"), IMMUTABLE);
     }
@@ -48,6 +51,12 @@ mod tests {
     fn plain_names_are_revalidated() {
         assert_eq!(for_path("/style.css"), REVALIDATE);
         assert_eq!(for_path("/favicon.ico"), REVALIDATE);
+        // Unhashed files under /pkg/ (wasm-bindgen's snippets) are revalidated too.
+        assert_eq!(for_path("/pkg/client_bg.wasm"), REVALIDATE);
+        assert_eq!(
+            for_path("/pkg/snippets/client-cda1b8d006d10648/js/stripe-card.js"),
+            REVALIDATE
+        );
         // Words that happen to be hex, and short hashes, do not count.
         assert_eq!(for_path("/deadbeefcafe-feed.css"), REVALIDATE);
         assert_eq!(for_path("/app-abc123.js"), REVALIDATE);

@@ -14,8 +14,8 @@ fn dist() -> Memory {
     Memory(HashMap::from([
         ("/index.html", b"<!doctype html>".as_slice()),
         ("/style.css", b"body{}".as_slice()),
-        ("/pkg/client.js", b"export{}".as_slice()),
-        ("/pkg/client_bg.wasm", b"\0asm".as_slice()),
+        ("/pkg/client-0123456789abcdef.js", b"export{}".as_slice()),
+        ("/pkg/client-0123456789abcdef_bg.wasm", b"\0asm".as_slice()),
     ]))
 }
 
@@ -32,7 +32,7 @@ fn get(path: &str) -> Reply {
 
 #[test]
 fn serves_files_with_type_and_cache_policy() {
-    let wasm = get("/pkg/client_bg.wasm");
+    let wasm = get("/pkg/client-0123456789abcdef_bg.wasm");
     assert_eq!(wasm.status, 200);
     assert_eq!(wasm.body, b"\0asm");
     assert_eq!(wasm.header("content-type"), Some("application/wasm"));
@@ -100,10 +100,13 @@ fn head_has_headers_but_no_body() {
 
 #[test]
 fn matching_etag_is_304() {
-    let tag = get("/pkg/client.js").header("etag").unwrap().to_owned();
+    let tag = get("/pkg/client-0123456789abcdef.js")
+        .header("etag")
+        .unwrap()
+        .to_owned();
     let req = Incoming {
         method: "GET",
-        path: "/pkg/client.js",
+        path: "/pkg/client-0123456789abcdef.js",
         if_none_match: Some(&tag),
     };
     let reply = respond(&req, &dist());
@@ -112,7 +115,7 @@ fn matching_etag_is_304() {
     assert_eq!(reply.header("etag"), Some(tag.as_str()));
     let stale = Incoming {
         method: "GET",
-        path: "/pkg/client.js",
+        path: "/pkg/client-0123456789abcdef.js",
         if_none_match: Some("\"old\""),
     };
     assert_eq!(respond(&stale, &dist()).status, 200);
