@@ -60,6 +60,18 @@ setup_localstripe() {
   "$VENV/bin/pip" install -q "localstripe==$LOCALSTRIPE_VERSION"
 }
 
+# Offline validation of deploy/k8s (deploy/k8s/tests): kubernetes-validate bundles the
+# Kubernetes schemas, jsonschema checks SpinKube's CRDs. Same .venv as localstripe.
+K8S_TEST_PACKAGES=(kubernetes-validate==1.37.0 jsonschema==4.26.0 pyyaml==6.0.3 pytest==9.2.0)
+
+setup_k8s_tests() {
+  if "$VENV/bin/python" -c 'import kubernetes_validate, jsonschema, yaml, pytest' 2>/dev/null; then
+    return 0
+  fi
+  log "installing the deploy/k8s test tools into .venv"
+  "$VENV/bin/pip" install -q "${K8S_TEST_PACKAGES[@]}"
+}
+
 # Builds the host and every component once, in the release profile.
 build_all() {
   log "building the tessera host"
@@ -71,3 +83,4 @@ build_all() {
 setup_rust
 setup_services
 setup_localstripe
+setup_k8s_tests

@@ -12,3 +12,6 @@ cd "$ROOT"
 # Native unit tests of every crate, the host's conformance tests, and the black-box
 # tests of the app, all against the binaries built above.
 cargo test --release --locked --workspace "$@"
+
+log "validating deploy/k8s (kubectl kustomize, schemas, spin.toml consistency)"
+.venv/bin/python -m pytest -q deploy/k8s/tests
