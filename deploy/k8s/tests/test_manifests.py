@@ -389,11 +389,6 @@ def test_every_document_validates(overlay):
 def test_manifests_match_spin_toml(overlay):
     spin = manifest()
     problems = check_against_manifest(render(overlay), spin, external_secret_keys(overlay))
-    # The `web` component is being added to spin.toml on another branch; until it lands the
-    # web SpinApp names a component this spin.toml lacks. Once spin.toml has it, this
-    # allowance matches nothing and the check is complete.
-    if "web" not in spin.get("component", {}) and (ROOT / "components/web/Cargo.toml").exists():
-        problems = [p for p in problems if p != "SpinApp web runs component 'web', which spin.toml does not define"]
     assert problems == []
 
 
@@ -515,12 +510,3 @@ def test_schema_validation_catches_bad_documents():
     assert schema_errors(redis)
     unknown = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "x"}}
     assert schema_errors(unknown)
-
-
-def test_checker_accepts_the_web_component_once_spin_toml_has_it():
-    spin = manifest()
-    spin["component"]["web"] = {"source": "target/wasm32-wasip2/release/web.wasm",
-                                "files": [{"source": "client/dist", "destination": "/"}]}
-    spin["trigger"]["http"].append({"route": "/...", "component": "web"})
-    assert check_against_manifest(render("dev"), spin) == []
-    assert check_against_manifest(render("prod"), spin, external_secret_keys("prod")) == []
