@@ -98,6 +98,158 @@ async fn payment_intents(m: &Marketplace, amount: u64) -> Vec<Value> {
         .collect()
 }
 
+/// Every SetupIntent localstripe holds.
+async fn setup_intents(m: &Marketplace) -> Vec<Value> {
+    let list: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/setup_intents?limit=100",
+            m.stripe.base_url()
+        ))
+        .bearer_auth("sk_test_black_box")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    list["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// `POST /api/payments/setup` for `order_id` as `client`.
+async fn setup(m: &Marketplace, client: &Client, order_id: &str) -> (StatusCode, Value) {
+    let resp = m
+        .post(client, "/api/payments/setup", json!({"orderId": order_id}))
+        .await;
+    let status = resp.status();
+    (status, body(resp).await)
+}
+
+/// What Stripe.js (localstripe's stand-in) sends for `stripe.confirmCardSetup(
+/// clientSecret, {payment_method: {card}})` with a Visa typed into the card element,
+/// authenticated with the publishable key the app hands the browser; localstripe's
+/// answer.
+async fn confirm_card_setup(m: &Marketplace, client_secret: &str) -> (StatusCode, Value) {
+    let config = body(m.get(&Client::new(), "/api/payments/config").await).await;
+    let key = config["publishableKey"].as_str().expect("publishableKey");
+    let seti = client_secret
+        .split("_secret_")
+        .next()
+        .expect("a SetupIntent client secret");
+    let resp = Client::new()
+        .post(format!(
+            "{}/v1/setup_intents/{seti}/confirm",
+            m.stripe.base_url()
+        ))
+        .json(&json!({
+            "key": key,
+            "use_stripe_sdk": true,
+            "client_secret": client_secret,
+            "payment_method_data": {
+                "type": "card",
+                "card": {
+                    "number": "4242424242424242",
+                    "exp_month": 12,
+                    "exp_year": 2030,
+                    "cvc": "123",
+                },
+            },
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, body(resp).await)
+}
+
+#[tokio::test]
+async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
+    let m = Marketplace::start();
+    let deal = ordered_ticket(&m, 7.25).await;
+
+    let (status, setup_body) = setup(&m, &deal.buyer, &deal.order_id).await;
+    assert_eq!(status, StatusCode::CREATED, "{setup_body}");
+    let client_secret = setup_body["clientSecret"].as_str().unwrap().to_owned();
+    assert!(client_secret.starts_with("seti_"), "{setup_body}");
+    assert_eq!(setup_body, json!({"clientSecret": client_secret}));
+    let intents = setup_intents(&m).await;
+    assert_eq!(intents.len(), 1, "{intents:?}");
+    assert_eq!(
+        (
+            intents[0]["usage"].clone(),
+            intents[0]["metadata"]["orderId"].clone()
+        ),
+        (json!("on_session"), json!(deal.order_id))
+    );
+
+    let (status, confirmed) = confirm_card_setup(&m, &client_secret).await;
+    assert_eq!(status, StatusCode::OK, "{confirmed}");
+    assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
+    let method = confirmed["payment_method"].as_str().unwrap().to_owned();
+    assert!(method.starts_with("pm_"), "{confirmed}");
+    assert_eq!(
+        order_status(&m, &deal.buyer, &deal.order_id).await,
+        "created",
+        "saving the card charges nothing"
+    );
+
+    let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some(&method)).await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    assert_eq!(payment["orderId"], deal.order_id.as_str());
+    wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
+    let charged = payment_intents(&m, 725).await;
+    assert_eq!(charged.len(), 1, "{charged:?}");
+    assert_eq!(
+        (charged[0]["status"].clone(), charged[0]["id"].clone()),
+        (json!("succeeded"), payment["stripeId"].clone())
+    );
+
+    let (status, errors) = setup(&m, &deal.buyer, &deal.order_id).await;
+    assert_eq!(
+        (status, messages(&errors)),
+        (
+            StatusCode::BAD_REQUEST,
+            vec!["Order is already paid".to_owned()]
+        )
+    );
+}
+
+#[tokio::test]
+async fn setup_checks_the_order_as_paying_does() {
+    let m = Marketplace::start();
+    let deal = ordered_ticket(&m, 6.5).await;
+    let stranger = m.client();
+    m.sign_up(&stranger, "setup-stranger@example.com").await;
+
+    let (status, _) = setup(&m, &Client::new(), &deal.order_id).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "not signed in");
+    let (status, errors) = setup(&m, &deal.buyer, " ").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(errors["errors"][0]["field"], "orderId");
+    let (status, _) = setup(&m, &deal.buyer, "8c5f4a52-3a2e-4d8e-9b6a-000000000000").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = setup(&m, &stranger, &deal.order_id).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "another user's order");
+    assert!(
+        setup_intents(&m).await.is_empty(),
+        "refused requests ask Stripe for nothing"
+    );
+
+    let resp = deal
+        .buyer
+        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // Payments hears of the cancellation asynchronously.
+    let errors = eventually("payments to see the cancellation", DEADLINE, || async {
+        let (status, errors) = setup(&m, &deal.buyer, &deal.order_id).await;
+        (status == StatusCode::BAD_REQUEST).then_some(errors)
+    })
+    .await;
+    assert_eq!(messages(&errors), ["Cannot pay for an cancelled order"]);
+}
+
 async fn ticket(m: &Marketplace, id: &str) -> Value {
     body(m.get(&Client::new(), &format!("/api/tickets/{id}")).await).await
 }

@@ -6,6 +6,12 @@
 //! - HTTP (`/api/payments/...`): reads the body with a size limit and routes;
 //! - Redis (`order:created`, `order:cancelled`, `order:completed`): [`messages`].
 //!
+//! Endpoints: `POST /api/payments` (pay, or start paying, for an order), `POST
+//! /api/payments/setup` (a SetupIntent for Stripe.js to turn the card into a
+//! PaymentMethod to pay with), `POST /api/payments/confirm` (record a payment the
+//! browser confirmed), `POST /api/payments/webhook` (Stripe's events) and `GET
+//! /api/payments/config` (Stripe.js settings).
+//!
 //! The endpoints live in `routes/`, the rules in `domain/`, the SQL in `store.rs`, and
 //! Stripe (HTTP client, webhook signatures) in `stripe/`. Requests that touch the
 //! database relay the outbox before and after their work, as messages do, so events
@@ -61,6 +67,7 @@ fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
 pub fn router() -> Router {
     let mut router = Router::new();
     router.post_async("/api/payments", create);
+    router.post_async("/api/payments/setup", setup);
     router.post_async("/api/payments/confirm", confirm);
     router.post("/api/payments/webhook", webhook);
     router.get("/api/payments/config", client_config);
@@ -74,6 +81,16 @@ async fn create(req: Request, _: Params) -> Result<Response, ApiError> {
         deps.payments.db(),
         &publisher,
         routes::create::handle(&req, &deps),
+    )
+    .await
+}
+
+async fn setup(req: Request, _: Params) -> Result<Response, ApiError> {
+    let (deps, publisher) = deps()?;
+    relayed_async(
+        deps.payments.db(),
+        &publisher,
+        routes::setup::handle(&req, &deps),
     )
     .await
 }
@@ -136,6 +153,11 @@ mod tests {
                 (Method::Delete, "/api/payments"),
                 (Method::Get, "/api/payments/webhook"),
                 (Method::Get, "/api/payments/confirm"),
+                (Method::Get, "/api/payments/setup"),
+                (Method::Put, "/api/payments/setup"),
+                (Method::Delete, "/api/payments/setup"),
+                (Method::Post, "/api/payments/setup/x"),
+                (Method::Post, "/api/payments/setupx"),
                 (Method::Post, "/api/payments/config"),
                 (Method::Post, "/api/payments/abc"),
                 (Method::Get, "/api/payments/config/x"),

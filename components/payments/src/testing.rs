@@ -19,7 +19,8 @@ use crate::domain::{Change, OrderId, Terms};
 use crate::routes::Deps;
 use crate::store::Payments;
 use crate::stripe::{
-    IntentStatus, NewPaymentIntent, PaymentError, PaymentIntent, Stripe, StripeError,
+    IntentStatus, NewPaymentIntent, NewSetupIntent, PaymentError, PaymentIntent, SetupIntent,
+    Stripe, StripeError,
 };
 
 pub const SECRET: &str = "payments-test-secret";
@@ -113,6 +114,7 @@ pub const UNKNOWN_CARD: &str = "pm_unknown";
 pub enum Call {
     Create(NewPaymentIntent),
     Retrieve(String),
+    Setup(NewSetupIntent),
 }
 
 /// A Stripe double: keeps intents, replays answers per idempotency key as Stripe does,
@@ -124,6 +126,8 @@ pub struct FakeStripe {
     /// First answer per idempotency key: Ok(intent id) or a decline message.
     answers: RefCell<HashMap<String, Result<String, String>>>,
     down: Cell<bool>,
+    /// SetupIntents created so far.
+    setups: Cell<usize>,
 }
 
 impl FakeStripe {
@@ -136,7 +140,7 @@ impl FakeStripe {
             .into_iter()
             .filter_map(|call| match call {
                 Call::Create(intent) => Some(intent),
-                Call::Retrieve(_) => None,
+                Call::Retrieve(_) | Call::Setup(_) => None,
             })
             .collect()
     }
@@ -251,6 +255,22 @@ impl Stripe for FakeStripe {
                 message: format!("No such payment_intent: '{id}'"),
                 param: Some("intent".into()),
             })
+    }
+
+    async fn create_setup_intent(
+        &self,
+        setup: &NewSetupIntent,
+    ) -> Result<SetupIntent, StripeError> {
+        self.calls.borrow_mut().push(Call::Setup(setup.clone()));
+        if self.down.get() {
+            return Err(StripeError::Unavailable("connection refused".into()));
+        }
+        self.setups.set(self.setups.get() + 1);
+        let id = format!("seti_fake{}", self.setups.get());
+        Ok(SetupIntent {
+            client_secret: Some(format!("{id}_secret_x")),
+            id,
+        })
     }
 }
 

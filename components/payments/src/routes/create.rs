@@ -20,6 +20,7 @@
 
 use std::time::Duration;
 
+use common::session::Claims;
 use common::sqlite::Database;
 use common::{ApiError, FieldError, json};
 use serde::{Deserialize, Serialize};
@@ -89,17 +90,29 @@ pub async fn handle<D: Database, S: Stripe, P: Pause>(
             return Err(ApiError::Validation(errors));
         }
     };
+    let (order, terms) = payable_order(deps, raw_id, &user)?;
+    match method {
+        Some(method) => charge(deps, &order, &terms, &method).await,
+        None => start(deps, &order, &terms).await,
+    }
+}
+
+/// `user`'s order `raw_id`, if it can be paid for now: 404 (once the replica has been
+/// given [`REPLICA_WAIT`]) → 401 not the owner → 400 cancelled → 400 expired → 400
+/// already paid. Also the checks of `POST /api/payments/setup`.
+pub(super) fn payable_order<D: Database, S: Stripe, P: Pause>(
+    deps: &Deps<D, S, P>,
+    raw_id: &str,
+    user: &Claims,
+) -> Result<(Order, Terms), ApiError> {
     let (order, terms) = deps
-        .wait_for(REPLICA_WAIT, POLL, || deps.find_order(raw_id, &user))?
+        .wait_for(REPLICA_WAIT, POLL, || deps.find_order(raw_id, user))?
         .ok_or(ApiError::NotFound)?;
     let paid = deps.payments.payment_of(&order.id)?.is_some();
     if let Some(refusal) = order.refusal(&terms, paid, deps.now) {
         return Err(refused(refusal));
     }
-    match method {
-        Some(method) => charge(deps, &order, &terms, &method).await,
-        None => start(deps, &order, &terms).await,
-    }
+    Ok((order, terms))
 }
 
 /// Creates the order's PaymentIntent for the browser to confirm.

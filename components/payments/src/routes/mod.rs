@@ -2,12 +2,14 @@
 //! a [`Stripe`], the session secret and the time), so the whole request → domain →
 //! Stripe → store → response path is tested natively with a fake Stripe.
 //!
-//! `create` and `confirm` need a session (401 first), then answer 400 for a missing
-//! `orderId`, 404 for an unknown or malformed one and 401 for someone else's order.
+//! `create`, `setup` and `confirm` need a session (401 first), then answer 400 for a
+//! missing `orderId`, 404 for an unknown or malformed one and 401 for someone else's
+//! order; `create` and `setup` then refuse (400) cancelled, expired and paid orders.
 
 pub mod client_config;
 pub mod confirm;
 pub mod create;
+pub mod setup;
 pub mod webhook;
 
 use std::time::Duration;

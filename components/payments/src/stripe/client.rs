@@ -1,4 +1,4 @@
-//! [`StripeClient`]: the PaymentIntents API over a [`Transport`].
+//! [`StripeClient`]: the PaymentIntents and SetupIntents APIs over a [`Transport`].
 //!
 //! Requests are built by hand as form bodies (`form_urlencoded`, already in the tree)
 //! rather than with async-stripe's builders: async-stripe 1.0.0-rc.10 follows a newer
@@ -13,11 +13,12 @@
 use anyhow::{Context, anyhow, bail};
 use common::config::Source;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use spin_sdk::http::Method;
 
 use super::{
-    CURRENCY, HttpRequest, HttpResponse, NewPaymentIntent, ORDER_ID_METADATA, PaymentIntent,
-    Stripe, StripeError, Transport,
+    CURRENCY, HttpRequest, HttpResponse, NewPaymentIntent, NewSetupIntent, ORDER_ID_METADATA,
+    PaymentIntent, SetupIntent, Stripe, StripeError, Transport,
 };
 
 /// Stripe's API when the variable `stripe_api_base` is unset.
@@ -59,7 +60,7 @@ impl Config {
     }
 }
 
-/// The PaymentIntents API of the Stripe at `config.api_base`.
+/// The PaymentIntents and SetupIntents APIs of the Stripe at `config.api_base`.
 pub struct StripeClient<T> {
     config: Config,
     transport: T,
@@ -90,7 +91,8 @@ impl<T: Transport> StripeClient<T> {
         }
     }
 
-    async fn call(&self, request: HttpRequest) -> Result<PaymentIntent, StripeError> {
+    /// Sends `request` and reads the object (`O`) Stripe answers with.
+    async fn call<O: DeserializeOwned>(&self, request: HttpRequest) -> Result<O, StripeError> {
         let what = format!("{} {}", request.method, request.url);
         match self.transport.send(request).await {
             Ok(response) => interpret(response).map_err(|err| match err {
@@ -125,6 +127,14 @@ impl<T: Transport> Stripe for StripeClient<T> {
         self.call(self.request(Method::Get, &path, String::new()))
             .await
     }
+
+    async fn create_setup_intent(
+        &self,
+        setup: &NewSetupIntent,
+    ) -> Result<SetupIntent, StripeError> {
+        self.call(self.request(Method::Post, "/v1/setup_intents", setup_form(setup)))
+            .await
+    }
 }
 
 /// The form of `POST /v1/payment_intents`: only parameters localstripe also accepts.
@@ -143,6 +153,18 @@ fn create_form(intent: &NewPaymentIntent) -> String {
     form.finish()
 }
 
+/// The form of `POST /v1/setup_intents`: only parameters localstripe also accepts
+/// (`customer`, `usage`, `payment_method_types`, `metadata`).
+fn setup_form(setup: &NewSetupIntent) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        // The buyer is there (the card is used right away, by this order's payment).
+        .append_pair("usage", "on_session")
+        // Cards only, as for the PaymentIntent that will use the PaymentMethod.
+        .append_pair("payment_method_types[]", "card")
+        .append_pair(&format!("metadata[{ORDER_ID_METADATA}]"), &setup.order_id)
+        .finish()
+}
+
 /// Stripe's error body.
 #[derive(Debug, Default, Deserialize)]
 struct ErrorBody {
@@ -158,12 +180,14 @@ struct ErrorDetail {
     param: Option<String>,
 }
 
-/// A PaymentIntent, or the error Stripe's status and body describe.
-fn interpret(response: HttpResponse) -> Result<PaymentIntent, StripeError> {
+/// The object (a PaymentIntent, a SetupIntent), or the error Stripe's status and body
+/// describe.
+fn interpret<O: DeserializeOwned>(response: HttpResponse) -> Result<O, StripeError> {
     let status = response.status;
     if (200..300).contains(&status) {
         return serde_json::from_slice(&response.body)
-            .with_context(|| format!("Stripe answered {status} with an unreadable PaymentIntent"))
+            // The caller's context names the request, hence the object.
+            .with_context(|| format!("Stripe answered {status} with an unreadable object"))
             .map_err(StripeError::Unexpected);
     }
     // Error bodies are best effort: a proxy's HTML 502 has none.

@@ -1,5 +1,6 @@
-//! Stripe, as far as payments uses it: create and retrieve PaymentIntents, and check
-//! the signature of its webhooks.
+//! Stripe, as far as payments uses it: create and retrieve PaymentIntents, create
+//! SetupIntents (for the browser to turn a card into a PaymentMethod), and check the
+//! signature of its webhooks.
 //!
 //! Handlers depend on the [`Stripe`] trait, so they are tested natively with a fake.
 //! [`StripeClient`] implements it over HTTP: form-encoded requests, responses parsed
@@ -38,6 +39,24 @@ pub struct NewPaymentIntent {
     pub payment_method: Option<String>,
     /// Stripe's `Idempotency-Key`: a retry with the same key gets the first answer.
     pub idempotency_key: String,
+}
+
+/// A SetupIntent to create: on-session, cards only, for the browser to confirm with
+/// Stripe.js (`confirmCardSetup`), which turns the card into a PaymentMethod (`pm_…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSetupIntent {
+    /// The order the card is for (stored as metadata, for tracing only).
+    pub order_id: String,
+}
+
+/// What payments reads of a SetupIntent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SetupIntent {
+    /// `seti_…`.
+    pub id: String,
+    /// Lets the browser confirm the intent with Stripe.js.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// What payments reads of a PaymentIntent.
@@ -179,6 +198,12 @@ pub trait Stripe {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<PaymentIntent, StripeError>>;
+
+    /// `POST /v1/setup_intents`: a fresh intent each time (no idempotency key).
+    fn create_setup_intent(
+        &self,
+        setup: &NewSetupIntent,
+    ) -> impl Future<Output = Result<SetupIntent, StripeError>>;
 }
 
 impl<S: Stripe + ?Sized> Stripe for &S {
@@ -194,6 +219,13 @@ impl<S: Stripe + ?Sized> Stripe for &S {
         id: &str,
     ) -> impl Future<Output = Result<PaymentIntent, StripeError>> {
         (**self).retrieve_payment_intent(id)
+    }
+
+    fn create_setup_intent(
+        &self,
+        setup: &NewSetupIntent,
+    ) -> impl Future<Output = Result<SetupIntent, StripeError>> {
+        (**self).create_setup_intent(setup)
     }
 }
 

@@ -178,6 +178,81 @@ fn retrieving_gets_the_intent() {
     assert!(request.body.is_empty());
 }
 
+/// localstripe's answer to `POST /v1/setup_intents`.
+const SETUP_INTENT: &str = r#"{
+  "client_secret": "seti_4Mm5Xq3TlyCgSw_secret_1Xb7Vq0P2lGdNwHc",
+  "customer": null,
+  "id": "seti_4Mm5Xq3TlyCgSw",
+  "metadata": {"orderId": "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"},
+  "next_action": null,
+  "object": "setup_intent",
+  "payment_method": null,
+  "payment_method_types": ["card"],
+  "status": "requires_payment_method",
+  "usage": "on_session"
+}
+"#;
+
+fn new_setup() -> NewSetupIntent {
+    NewSetupIntent {
+        order_id: "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5".into(),
+    }
+}
+
+#[test]
+fn a_setup_intent_is_created_on_session_for_cards() {
+    let transport = Recording::answering(200, SETUP_INTENT);
+    let setup = block_on(client(&transport).create_setup_intent(&new_setup())).unwrap();
+
+    assert_eq!(setup.id, "seti_4Mm5Xq3TlyCgSw");
+    assert_eq!(
+        setup.client_secret.as_deref(),
+        Some("seti_4Mm5Xq3TlyCgSw_secret_1Xb7Vq0P2lGdNwHc")
+    );
+    let requests = transport.requests.borrow();
+    let [request] = requests.as_slice() else {
+        panic!("expected one request, got {requests:?}");
+    };
+    assert_eq!(request.method, Method::Post);
+    assert_eq!(request.url, "http://127.0.0.1:8420/v1/setup_intents");
+    assert_eq!(request.header("authorization"), Some("Bearer sk_test_123"));
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    // A fresh intent each time: no key that would replay an earlier one.
+    assert_eq!(request.header("idempotency-key"), None);
+    assert_eq!(
+        String::from_utf8(request.body.clone()).unwrap(),
+        "usage=on_session&payment_method_types%5B%5D=card\
+         &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"
+    );
+}
+
+#[test]
+fn setup_intent_failures_are_read_like_payment_intent_ones() {
+    let setup_error = |status: u16, body: &str| {
+        let transport = Recording::answering(status, body);
+        block_on(client(&transport).create_setup_intent(&new_setup())).unwrap_err()
+    };
+    let localstripe =
+        r#"{"error": {"message": "Unexpected foo", "type": "invalid_request_error"}}"#;
+    assert!(matches!(
+        setup_error(400, localstripe),
+        StripeError::Rejected { status: 400, message, .. } if message == "Unexpected foo"
+    ));
+    assert!(matches!(setup_error(503, ""), StripeError::Unavailable(_)));
+    assert!(matches!(
+        setup_error(200, r#"{"object": "setup_intent"}"#),
+        StripeError::Unexpected(_)
+    ));
+    let transport = Recording::failing("connection refused");
+    assert!(matches!(
+        block_on(client(&transport).create_setup_intent(&new_setup())),
+        Err(StripeError::Unavailable(_))
+    ));
+}
+
 #[test]
 fn odd_ids_are_never_put_in_a_path() {
     let transport = Recording::default();
