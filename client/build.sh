@@ -30,7 +30,7 @@ client="client-$(content_hash "$wasm" "$CLIENT/js/"*.js)"
 wasm-bindgen --target web --no-typescript --out-name "$client" --out-dir "$staging/pkg" "$wasm"
 style="style-$(content_hash "$CLIENT/style.css").css"
 cp "$CLIENT/style.css" "$staging/$style"
-sed -e "s|__CLIENT__|$client|g" -e "s|__STYLE__|$style|g" "$CLIENT/index.html" >"$staging/index.html"
+sed -e "/client\/build.sh fills in/d" -e "s|__CLIENT__|$client|g" -e "s|__STYLE__|$style|g" "$CLIENT/index.html" >"$staging/index.html"
 
 rm -rf "$DIST"
 mv "$staging" "$DIST"

@@ -72,6 +72,21 @@ setup_k8s_tests() {
   "$VENV/bin/pip" install -q "${K8S_TEST_PACKAGES[@]}"
 }
 
+PLAYWRIGHT_VERSION=1.65.1
+
+setup_e2e() {
+  # Browser tests: Debian's Chromium driven by Playwright. Playwright's own browser download
+  # is skipped (and would fail offline); e2e/playwright.config.js points at /usr/bin/chromium.
+  command -v chromium >/dev/null 2>&1 || apt_install chromium
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local installed="$ROOT/e2e/node_modules/@playwright/test/package.json"
+  if [ -f "$installed" ] && grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$installed"; then
+    return 0
+  fi
+  log "installing Playwright $PLAYWRIGHT_VERSION into e2e/node_modules"
+  (cd "$ROOT/e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # Builds the host and every component once, in the release profile.
 build_all() {
   log "building the tessera host"
@@ -84,3 +99,4 @@ setup_rust
 setup_services
 setup_localstripe
 setup_k8s_tests
+setup_e2e

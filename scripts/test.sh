@@ -15,3 +15,6 @@ cargo test --release --locked --workspace "$@"
 
 log "validating deploy/k8s (kubectl kustomize, schemas, spin.toml consistency)"
 .venv/bin/python -m pytest -q deploy/k8s/tests
+
+log "running the browser tests (e2e/: Playwright + Chromium against two running apps)"
+(cd "$ROOT/e2e" && ./node_modules/.bin/playwright test)
