@@ -2,7 +2,8 @@
 # Builds the web client into client/dist: the wasm (release) and wasm-bindgen's JS glue in
 # dist/pkg, the stylesheet, and index.html. Output names carry a hash of their content
 # (client-<hash>.js, client-<hash>_bg.wasm, style-<hash>.css), so the web component can
-# let browsers cache them forever while index.html is always revalidated.
+# let browsers cache them forever while index.html is always revalidated. Each asset also
+# gets a gzip copy (NAME.gz) that the web component sends when the browser accepts gzip.
 #
 # Installs wasm-bindgen-cli at the version pinned in client/Cargo.lock when the one on
 # PATH differs (that install takes several minutes, once).
@@ -30,6 +31,9 @@ client="client-$(content_hash "$wasm" "$CLIENT/js/"*.js)"
 wasm-bindgen --target web --no-typescript --out-name "$client" --out-dir "$staging/pkg" "$wasm"
 style="style-$(content_hash "$CLIENT/style.css").css"
 cp "$CLIENT/style.css" "$staging/$style"
+# Gzip copies for the web component to send to browsers that accept them (-n: no name
+# or timestamp inside, so the same input gives the same bytes).
+find "$staging" -type f \( -name '*.wasm' -o -name '*.js' -o -name '*.css' \) -exec gzip -9 -n -k {} +
 sed -e "/client\/build.sh fills in/d" -e "s|__CLIENT__|$client|g" -e "s|__STYLE__|$style|g" "$CLIENT/index.html" >"$staging/index.html"
 
 rm -rf "$DIST"

@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod content_type;
+pub mod encoding;
 pub mod etag;
 pub mod path;
 pub mod serve;
@@ -31,6 +32,7 @@ fn handle_web(req: spin_sdk::http::Request) -> spin_sdk::http::Response {
         method: &method,
         path: req.path(),
         if_none_match: req.header("if-none-match").and_then(|v| v.as_str()),
+        accept_encoding: req.header("accept-encoding").and_then(|v| v.as_str()),
     };
     let reply = serve::respond(&incoming, &MountedFiles);
     let mut builder = spin_sdk::http::Response::builder();

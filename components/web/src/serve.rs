@@ -1,7 +1,7 @@
 //! The whole request → response decision, over any file source (so it is testable natively).
 
 use crate::path::{Target, resolve};
-use crate::{cache, content_type, etag};
+use crate::{cache, content_type, encoding, etag};
 
 /// Reads files from the mounted `client/dist` (or, in tests, from memory).
 pub trait Files {
@@ -38,6 +38,8 @@ pub struct Incoming<'a> {
     pub path: &'a str,
     /// The `If-None-Match` header, if any.
     pub if_none_match: Option<&'a str>,
+    /// The `Accept-Encoding` header, if any.
+    pub accept_encoding: Option<&'a str>,
 }
 
 /// Serves `req` from `files`. GET and HEAD only; anything else is the API's JSON 404.
@@ -52,16 +54,29 @@ pub fn respond(req: &Incoming<'_>, files: &impl Files) -> Reply {
         Target::Page => "/index.html".to_owned(),
         Target::Refused => return not_found(),
     };
-    let Some(bytes) = files.read(&file) else {
-        return not_found();
+    // The gzip copy when the client takes it; the ETag is of the bytes sent, so the two
+    // encodings never share one.
+    let gzipped = encoding::accepts_gzip(req.accept_encoding)
+        .then(|| files.read(&format!("{file}{}", encoding::GZIP_SUFFIX)))
+        .flatten();
+    let (bytes, content_encoding) = match gzipped {
+        Some(bytes) => (bytes, Some("gzip")),
+        None => match files.read(&file) {
+            Some(bytes) => (bytes, None),
+            None => return not_found(),
+        },
     };
     let tag = etag::of(&bytes);
     let mut headers = vec![
         ("content-type", content_type::for_path(&file).to_owned()),
         ("cache-control", cache::for_path(&file).to_owned()),
         ("etag", tag.clone()),
+        ("vary", "accept-encoding".to_owned()),
         ("x-content-type-options", "nosniff".to_owned()),
     ];
+    if let Some(coding) = content_encoding {
+        headers.push(("content-encoding", coding.to_owned()));
+    }
     if req
         .if_none_match
         .is_some_and(|inm| etag::matches(inm, &tag))

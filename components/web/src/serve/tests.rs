@@ -16,6 +16,10 @@ fn dist() -> Memory {
         ("/style.css", b"body{}".as_slice()),
         ("/pkg/client-0123456789abcdef.js", b"export{}".as_slice()),
         ("/pkg/client-0123456789abcdef_bg.wasm", b"\0asm".as_slice()),
+        (
+            "/pkg/client-0123456789abcdef_bg.wasm.gz",
+            b"gzipped".as_slice(),
+        ),
     ]))
 }
 
@@ -25,6 +29,7 @@ fn get(path: &str) -> Reply {
             method: "GET",
             path,
             if_none_match: None,
+            accept_encoding: None,
         },
         &dist(),
     )
@@ -70,6 +75,7 @@ fn missing_assets_traversal_api_and_other_methods_are_json_404() {
                 method,
                 path,
                 if_none_match: None,
+                accept_encoding: None,
             },
             &dist(),
         );
@@ -86,6 +92,7 @@ fn head_has_headers_but_no_body() {
             method: "HEAD",
             path: "/style.css",
             if_none_match: None,
+            accept_encoding: None,
         },
         &dist(),
     );
@@ -108,6 +115,7 @@ fn matching_etag_is_304() {
         method: "GET",
         path: "/pkg/client-0123456789abcdef.js",
         if_none_match: Some(&tag),
+        accept_encoding: None,
     };
     let reply = respond(&req, &dist());
     assert_eq!(reply.status, 304);
@@ -117,6 +125,42 @@ fn matching_etag_is_304() {
         method: "GET",
         path: "/pkg/client-0123456789abcdef.js",
         if_none_match: Some("\"old\""),
+        accept_encoding: None,
     };
     assert_eq!(respond(&stale, &dist()).status, 200);
+}
+
+fn get_accepting(path: &str, accept_encoding: &str) -> Reply {
+    respond(
+        &Incoming {
+            method: "GET",
+            path,
+            if_none_match: None,
+            accept_encoding: Some(accept_encoding),
+        },
+        &dist(),
+    )
+}
+
+#[test]
+fn gzip_copy_is_sent_to_clients_that_accept_it() {
+    let wasm = "/pkg/client-0123456789abcdef_bg.wasm";
+    let zipped = get_accepting(wasm, "gzip, deflate, br");
+    assert_eq!(zipped.body, b"gzipped");
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(zipped.header("content-type"), Some("application/wasm"));
+    assert_eq!(zipped.header("vary"), Some("accept-encoding"));
+    let plain = get_accepting(wasm, "br");
+    assert_eq!(plain.body, b"\0asm");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
+    // One ETag per encoding: a cache never serves one encoding for the other.
+    assert_ne!(zipped.header("etag"), plain.header("etag"));
+}
+
+#[test]
+fn files_without_a_gzip_copy_are_sent_as_they_are() {
+    let css = get_accepting("/style.css", "gzip");
+    assert_eq!(css.body, b"body{}");
+    assert_eq!(css.header("content-encoding"), None);
 }
