@@ -577,3 +577,6 @@ fn lock_files(
     }
     Ok(mounts)
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -206,3 +206,107 @@ pub async fn push(artifact: Artifact, reference: &str, insecure: bool) -> anyhow
         .await
         .map_err(|e| super::explain(e, &reference, &format!("reading back {reference}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locked::{self, tests::write_app};
+    use crate::registry::cache::Cache;
+    use crate::registry::pull::materialize;
+
+    fn assembled(dir: &Path) -> Artifact {
+        let loaded = write_app(dir);
+        let local = locked::from_manifest(&loaded, &dir.join("staging")).unwrap();
+        assemble(&local).unwrap()
+    }
+
+    #[test]
+    fn layers_follow_spins_layout_and_are_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = assembled(dir.path());
+        let types: Vec<&str> = a.layers.iter().map(|l| l.media_type.as_str()).collect();
+        // Both components share one wasm; index.html and notes/a.txt share one data
+        // blob; site.css (6 bytes) is inlined only.
+        assert_eq!(
+            types,
+            [
+                WASM_LAYER_MEDIA_TYPE,
+                DATA_MEDIA_TYPE,
+                SPIN_APPLICATION_MEDIA_TYPE
+            ]
+        );
+        let lock: serde_json::Value = serde_json::from_slice(&a.layers[2].data).unwrap();
+        assert_eq!(
+            a.manifest.layers[2].digest,
+            sha256_digest(&a.layers[2].data)
+        );
+        assert!(lock["metadata"].get("origin").is_none());
+        let wasm = &lock["components"][0]["source"];
+        assert_eq!(wasm["content_type"], "application/wasm");
+        assert_eq!(wasm["digest"], a.manifest.layers[0].digest.as_str());
+        assert_eq!(
+            wasm["inline"], "AGFzbQEAAABhcGk=",
+            "small wasm is inlined too"
+        );
+        assert!(wasm.get("source").is_none());
+        let files = lock["components"][1]["files"].as_array().unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, ["www/css/site.css", "www/index.html", "notes/a.txt"]);
+        assert_eq!(files[0]["inline"], "Ym9keXt9");
+        assert!(files[1].get("inline").is_none());
+        assert_eq!(files[1]["digest"], a.manifest.layers[1].digest.as_str());
+
+        let config: serde_json::Value = serde_json::from_slice(&a.config.data).unwrap();
+        assert_eq!(config["architecture"], "wasm");
+        assert_eq!(config["os"], "Wasip1");
+        assert_eq!(
+            config["config"]["Labels"][LOCKED_APP_DIGEST_LABEL],
+            a.manifest.layers[2].digest.as_str()
+        );
+        let annotations = a.manifest.annotations.clone().unwrap();
+        assert_eq!(annotations["org.opencontainers.image.title"], "shop");
+        assert_eq!(annotations["org.opencontainers.image.version"], "1.2.3");
+
+        let again = assembled(dir.path());
+        assert_eq!(
+            serde_json::to_string(&a.manifest).unwrap(),
+            serde_json::to_string(&again.manifest).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_pulled_lock_materialises_to_local_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = assembled(dir.path());
+        let cache = Cache::new(dir.path().join("cache"));
+        for layer in &a.layers {
+            cache
+                .write_blob(&layer.sha256_digest(), &layer.data)
+                .unwrap();
+        }
+        let staging = dir.path().join("files");
+        let local = materialize(&a.locked, &cache, &staging).unwrap();
+        let source = local.components[0].source.content.file_path().unwrap();
+        assert!(source.starts_with(cache.root()));
+        assert_eq!(local.components[1].files.len(), 1);
+        assert_eq!(
+            std::fs::read(staging.join("web/www/css/site.css")).unwrap(),
+            b"body{}"
+        );
+        assert_eq!(
+            std::fs::read(staging.join("web/notes/a.txt"))
+                .unwrap()
+                .len(),
+            300
+        );
+
+        let mut evil = a.locked.clone();
+        evil.components[1].files[0].path = "../../etc/passwd".into();
+        let err = materialize(&evil, &cache, &staging).unwrap_err();
+        assert!(format!("{err:#}").contains("leaves its mount"), "{err:#}");
+
+        let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let err = cache.write_blob(bad, b"data").unwrap_err();
+        assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+    }
+}
