@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use oci_client::errors::{DigestError, OciDistributionError};
+use oci_client::errors::{DigestError, OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
@@ -132,10 +132,12 @@ pub fn explain(err: OciDistributionError, reference: &Reference, what: &str) -> 
             anyhow::anyhow!("{reference} was not found on {registry} (no such repository or tag)")
         }
         OciDistributionError::RegistryError { envelope, .. }
-            if envelope
-                .errors
-                .iter()
-                .any(|e| format!("{:?}", e.code).contains("Unknown")) =>
+            if envelope.errors.iter().any(|e| {
+                matches!(
+                    e.code,
+                    OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
+                )
+            }) =>
         {
             anyhow::anyhow!(
                 "{reference} was not found on {registry} (no such repository or tag): {envelope}"
