@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::manifest;
+use crate::manifest::{self, LoadedManifest};
 
 const MANIFEST: &str = r#"
 spin_manifest_version = 2
