@@ -1,5 +1,6 @@
-//! The marketplace app as a user sees it: the repo's spin.toml served by `tessera up`
-//! against a private Redis, with typed helpers for the HTTP API.
+//! The marketplace app as a user sees it: the repo's spin.toml (or the same app pulled
+//! from a registry with `--from`) served by `tessera up` against a private Redis, with
+//! typed helpers for the HTTP API.
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
