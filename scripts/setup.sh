@@ -41,6 +41,8 @@ setup_rust() {
 setup_services() {
   # Redis for the event triggers and tests (started by `tessera up` and the tests).
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  # An OCI registry for the `tessera registry` tests (they start their own instance).
+  [ -x /usr/bin/docker-registry ] || apt_install docker-registry
 }
 
 LOCALSTRIPE_VERSION=1.15.10

@@ -1,19 +1,20 @@
-//! The resolved ("locked") application: what `tessera up` runs.
+//! The resolved application: what `tessera up` runs.
 //!
-//! Built from a manifest, the resolved variables and the runtime config. Every
-//! cross-reference is checked here, before anything is compiled or bound, and each error
-//! names the manifest file, the component and the field.
+//! Built from a locked app (`locked.rs`: from a manifest or pulled from a registry), the
+//! resolved variables and the runtime config. Every cross-reference is checked here,
+//! before anything is compiled or bound, and each error names where the app came from
+//! (the manifest file or the registry reference), the component and the field.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
 use crate::allowed_hosts::{AllowedHost, AllowedHosts};
-use crate::manifest::{
-    ComponentId, ComponentSource, FileMount, HttpExecutor, HttpRoute, LoadedManifest,
-    TriggerComponent,
-};
+use serde_json::Value;
+
+use crate::locked::{ContentPath, LockedApp, LockedComponent};
+use crate::manifest::{ComponentId, Variable, VariableName};
 use crate::router::Route;
 use crate::runtime_config::RuntimeConfig;
 use crate::variables::Resolved;
@@ -56,8 +57,6 @@ pub struct RedisTriggerSpec {
 #[derive(Debug, Clone)]
 pub struct App {
     pub name: String,
-    /// The directory holding spin.toml; relative paths in it are relative to this.
-    pub base_dir: PathBuf,
     pub components: BTreeMap<ComponentId, ComponentSpec>,
     pub http_triggers: Vec<HttpTriggerSpec>,
     pub redis_triggers: Vec<RedisTriggerSpec>,
@@ -65,165 +64,22 @@ pub struct App {
 }
 
 impl App {
-    /// Resolves and validates `loaded`; `staging_dir` receives files matched by globs.
-    pub fn resolve(
-        loaded: &LoadedManifest,
+    /// Resolves and validates a locked app; `origin` names it in errors (the manifest
+    /// file, or the registry reference).
+    pub fn from_locked(
+        locked: &LockedApp,
+        origin: &str,
         vars: &Resolved,
         runtime_config: RuntimeConfig,
-        staging_dir: &Path,
     ) -> anyhow::Result<App> {
-        let file = loaded.path.display();
-        let m = &loaded.manifest;
-        let base_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
-
         let mut components = BTreeMap::new();
-        for (id, c) in &m.component {
-            let ctx = |field: &str| format!("{file}: component `{id}`, field `{field}`");
-            let source = match &c.source {
-                ComponentSource::Local(path) => base_dir.join(path),
-                ComponentSource::Remote { url, .. } => bail!(
-                    "{}: remote sources ({url}) are not supported by `tessera up`; build the component locally",
-                    ctx("source")
-                ),
-            };
-            if c.allowed_http_hosts.is_some() {
-                bail!(
-                    "{}: Spin 1 field; use `allowed_outbound_hosts` instead",
-                    ctx("allowed_http_hosts")
-                );
-            }
-            if !c.ai_models.is_empty() {
-                bail!(
-                    "{}: Serverless AI is not supported by `tessera up`",
-                    ctx("ai_models")
-                );
-            }
-            if c.dependencies.is_some() {
-                bail!(
-                    "{}: component dependencies are not supported by `tessera up`",
-                    ctx("dependencies")
-                );
-            }
-            let mut variables = HashMap::new();
-            for (name, template) in &c.variables {
-                let value = vars
-                    .render(template)
-                    .with_context(|| ctx(&format!("variables.{name}")))?;
-                variables.insert(name.as_str().to_owned(), value);
-            }
-            let mut allowed = Vec::new();
-            for entry in &c.allowed_outbound_hosts {
-                let rendered = vars
-                    .render(entry)
-                    .with_context(|| ctx("allowed_outbound_hosts"))?;
-                allowed.push(
-                    AllowedHost::parse(&rendered).with_context(|| ctx("allowed_outbound_hosts"))?,
-                );
-            }
-            for label in &c.key_value_stores {
-                if !runtime_config.key_value_stores.contains_key(label) {
-                    bail!(
-                        "{}: store `{label}` is not declared; add [key_value_store.{label}] to the runtime config (--runtime-config-file)",
-                        ctx("key_value_stores")
-                    );
-                }
-            }
-            for label in &c.sqlite_databases {
-                if !runtime_config.sqlite_databases.contains_key(label) {
-                    bail!(
-                        "{}: database `{label}` is not declared; add [sqlite_database.{label}] to the runtime config (--runtime-config-file)",
-                        ctx("sqlite_databases")
-                    );
-                }
-            }
-            let mounts = resolve_files(
-                &base_dir,
-                &c.files,
-                &c.exclude_files,
-                &staging_dir.join(id.as_str()),
-            )
-            .with_context(|| ctx("files"))?;
-            components.insert(
-                id.clone(),
-                ComponentSpec {
-                    id: id.clone(),
-                    source,
-                    variables,
-                    environment: c.environment.clone().into_iter().collect(),
-                    mounts,
-                    allowed_hosts: AllowedHosts::new(allowed),
-                    key_value_stores: c.key_value_stores.clone(),
-                    sqlite_databases: c.sqlite_databases.clone(),
-                },
-            );
+        for c in &locked.components {
+            let spec = resolve_component(c, origin, vars, &runtime_config)?;
+            components.insert(spec.id.clone(), spec);
         }
-
-        let component_ref = |what: String, tc: &TriggerComponent| -> anyhow::Result<ComponentId> {
-            match tc {
-                TriggerComponent::Reference(id) if components.contains_key(id) => Ok(id.clone()),
-                TriggerComponent::Reference(id) => {
-                    let known: Vec<&str> = components.keys().map(ComponentId::as_str).collect();
-                    bail!(
-                        "{file}: {what} names component `{id}`, which is not defined (defined: {})",
-                        known.join(", ")
-                    )
-                }
-                TriggerComponent::Inline(_) => {
-                    bail!(
-                        "{file}: {what} defines its component inline; define it as [component.<id>] and reference the id"
-                    )
-                }
-            }
-        };
-
-        let mut http_triggers = Vec::new();
-        for (i, t) in m.trigger.http.iter().enumerate() {
-            let what = format!("[[trigger.http]] #{}", i + 1);
-            let component = component_ref(what.clone(), &t.component)?;
-            if let Some(HttpExecutor::Wagi { .. }) = t.executor {
-                bail!("{file}: {what}: the wagi executor is not supported by `tessera up`");
-            }
-            match &t.route {
-                HttpRoute::Path(p) => {
-                    let route = Route::parse(p)
-                        .with_context(|| format!("{file}: {what}, field `route`"))?;
-                    http_triggers.push(HttpTriggerSpec { route, component });
-                }
-                HttpRoute::Private(_) => {} // reachable only through service chaining
-            }
-        }
-
-        let default_address = m
-            .application
-            .trigger
-            .redis
-            .as_ref()
-            .map(|r| r.address.as_str());
-        let mut redis_triggers = Vec::new();
-        for (i, t) in m.trigger.redis.iter().enumerate() {
-            let what = format!("[[trigger.redis]] #{} (channel {:?})", i + 1, t.channel);
-            let component = component_ref(what.clone(), &t.component)?;
-            let Some(address) = t.address.as_deref().or(default_address) else {
-                bail!(
-                    "{file}: {what} has no `address` and there is no [application.trigger.redis] address"
-                );
-            };
-            let address = vars
-                .render(address)
-                .with_context(|| format!("{file}: {what}, field `address`"))?;
-            let channel = vars
-                .render(&t.channel)
-                .with_context(|| format!("{file}: {what}, field `channel`"))?;
-            redis_triggers.push(RedisTriggerSpec {
-                address,
-                channel,
-                component,
-            });
-        }
-
+        let (http_triggers, redis_triggers) = resolve_triggers(locked, origin, vars, &components)?;
         Ok(App {
-            name: m.application.name.clone(),
-            base_dir,
+            name: locked.metadata_str("name").unwrap_or_default().to_owned(),
             components,
             http_triggers,
             redis_triggers,
@@ -232,73 +88,204 @@ impl App {
     }
 }
 
-/// Directory placements are mounted directly; file and glob entries are copied into a
-/// staging directory mounted at `/`, keeping their paths relative to the app directory.
-fn resolve_files(
-    base_dir: &Path,
-    files: &[FileMount],
-    exclude: &[String],
-    staging: &Path,
-) -> anyhow::Result<Vec<Mount>> {
-    let mut mounts = Vec::new();
-    let mut staged = false;
-    let excluded: Vec<glob::Pattern> = exclude
-        .iter()
-        .map(|p| glob::Pattern::new(p).with_context(|| format!("invalid exclude pattern {p:?}")))
-        .collect::<anyhow::Result<_>>()?;
-    for entry in files {
-        match entry {
-            FileMount::Placement {
-                source,
-                destination,
-            } => {
-                let host = base_dir.join(source);
-                if !host.is_dir() {
-                    bail!(
-                        "{source:?} is not a directory (placements mount directories; use a pattern string for single files)"
-                    );
-                }
-                if !destination.starts_with('/') {
-                    bail!("destination {destination:?} must be an absolute guest path");
-                }
-                mounts.push(Mount {
-                    host,
-                    guest: destination.clone(),
-                });
-            }
-            FileMount::Pattern(pattern) => {
-                if !staged {
-                    let _ = std::fs::remove_dir_all(staging);
-                    std::fs::create_dir_all(staging)
-                        .with_context(|| format!("cannot create {}", staging.display()))?;
-                    staged = true;
-                }
-                let full = base_dir.join(pattern);
-                let full = full.to_string_lossy();
-                let matches =
-                    glob::glob(&full).with_context(|| format!("invalid pattern {pattern:?}"))?;
-                for path in matches.flatten() {
-                    let Ok(rel) = path.strip_prefix(base_dir) else {
-                        continue;
-                    };
-                    if !path.is_file() || excluded.iter().any(|p| p.matches_path(rel)) {
-                        continue;
-                    }
-                    let dest = staging.join(rel);
-                    if let Some(parent) = dest.parent() {
-                        std::fs::create_dir_all(parent)?;
-                    }
-                    std::fs::copy(&path, &dest)
-                        .with_context(|| format!("cannot copy {}", path.display()))?;
-                }
-            }
+fn resolve_component(
+    c: &LockedComponent,
+    file: &str,
+    vars: &Resolved,
+    runtime_config: &RuntimeConfig,
+) -> anyhow::Result<ComponentSpec> {
+    let id = ComponentId::try_from(c.id.clone()).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let ctx = |field: &str| format!("{file}: component `{id}`, field `{field}`");
+    if !c.dependencies.is_empty() {
+        bail!(
+            "{}: component dependencies are not supported by `tessera up`",
+            ctx("dependencies")
+        );
+    }
+    let Some(source) = c.source.content.file_path() else {
+        bail!(
+            "{}: the wasm is not a local file (content {:?})",
+            ctx("source"),
+            c.source.content.digest
+        );
+    };
+    let strings = |key: &str| -> Vec<String> {
+        match c.metadata.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    if !strings("ai_models").is_empty() {
+        bail!(
+            "{}: Serverless AI is not supported by `tessera up`",
+            ctx("ai_models")
+        );
+    }
+    let mut variables = HashMap::new();
+    for (name, template) in &c.config {
+        let value = vars
+            .render(template)
+            .with_context(|| ctx(&format!("variables.{name}")))?;
+        variables.insert(name.clone(), value);
+    }
+    let mut allowed = Vec::new();
+    for entry in strings("allowed_outbound_hosts") {
+        let rendered = vars
+            .render(&entry)
+            .with_context(|| ctx("allowed_outbound_hosts"))?;
+        allowed.push(AllowedHost::parse(&rendered).with_context(|| ctx("allowed_outbound_hosts"))?);
+    }
+    let key_value_stores = strings("key_value_stores");
+    for label in &key_value_stores {
+        if !runtime_config.key_value_stores.contains_key(label) {
+            bail!(
+                "{}: store `{label}` is not declared; add [key_value_store.{label}] to the runtime config (--runtime-config-file)",
+                ctx("key_value_stores")
+            );
         }
     }
-    if staged {
-        mounts.push(Mount {
-            host: staging.to_owned(),
-            guest: "/".into(),
-        });
+    let sqlite_databases = strings("databases");
+    for label in &sqlite_databases {
+        if !runtime_config.sqlite_databases.contains_key(label) {
+            bail!(
+                "{}: database `{label}` is not declared; add [sqlite_database.{label}] to the runtime config (--runtime-config-file)",
+                ctx("sqlite_databases")
+            );
+        }
     }
-    Ok(mounts)
+    Ok(ComponentSpec {
+        mounts: resolve_mounts(&c.files).with_context(|| ctx("files"))?,
+        id,
+        source,
+        variables,
+        environment: c.env.clone().into_iter().collect(),
+        allowed_hosts: AllowedHosts::new(allowed),
+        key_value_stores,
+        sqlite_databases,
+    })
+}
+
+/// Each file entry must be a local directory by now (`locked` and `registry::pull` put
+/// single files into a staged directory).
+fn resolve_mounts(files: &[ContentPath]) -> anyhow::Result<Vec<Mount>> {
+    files
+        .iter()
+        .map(|f| {
+            let Some(host) = f.content.file_path().filter(|p| p.is_dir()) else {
+                bail!("{:?} is not a local directory", f.content.source);
+            };
+            let guest = f.path.to_string_lossy();
+            let guest = if guest.starts_with('/') {
+                guest.into_owned()
+            } else {
+                format!("/{guest}")
+            };
+            Ok(Mount { host, guest })
+        })
+        .collect()
+}
+
+/// HTTP and Redis triggers; errors count them as the manifest does (`[[trigger.http]] #2`).
+fn resolve_triggers(
+    locked: &LockedApp,
+    file: &str,
+    vars: &Resolved,
+    components: &BTreeMap<ComponentId, ComponentSpec>,
+) -> anyhow::Result<(Vec<HttpTriggerSpec>, Vec<RedisTriggerSpec>)> {
+    let default_address = locked
+        .metadata
+        .get("triggers")
+        .and_then(|t| t.get("redis"))
+        .and_then(|r| r.get("address"))
+        .and_then(Value::as_str);
+    let mut http_triggers = Vec::new();
+    let mut redis_triggers = Vec::new();
+    for t in &locked.triggers {
+        let config = &t.trigger_config;
+        let text = |key: &str| config.get(key).and_then(Value::as_str);
+        match t.trigger_type.as_str() {
+            "http" => {
+                let what = format!("[[trigger.http]] #{}", http_triggers.len() + 1);
+                let component = component_ref(file, &what, config, components)?;
+                let executor = config.get("executor").and_then(|e| e.get("type"));
+                if executor.and_then(Value::as_str) == Some("wagi") {
+                    bail!("{file}: {what}: the wagi executor is not supported by `tessera up`");
+                }
+                // A `{ private = true }` route is reachable only through service chaining.
+                if let Some(p) = text("route") {
+                    let route = Route::parse(p)
+                        .with_context(|| format!("{file}: {what}, field `route`"))?;
+                    http_triggers.push(HttpTriggerSpec { route, component });
+                }
+            }
+            "redis" => {
+                let Some(channel) = text("channel") else {
+                    bail!("{file}: redis trigger `{}` has no `channel`", t.id);
+                };
+                let n = redis_triggers.len() + 1;
+                let what = format!("[[trigger.redis]] #{n} (channel {channel:?})");
+                let component = component_ref(file, &what, config, components)?;
+                let Some(address) = text("address").or(default_address) else {
+                    bail!(
+                        "{file}: {what} has no `address` and there is no [application.trigger.redis] address"
+                    );
+                };
+                redis_triggers.push(RedisTriggerSpec {
+                    address: vars
+                        .render(address)
+                        .with_context(|| format!("{file}: {what}, field `address`"))?,
+                    channel: vars
+                        .render(channel)
+                        .with_context(|| format!("{file}: {what}, field `channel`"))?,
+                    component,
+                });
+            }
+            other => bail!(
+                "{file}: trigger `{}` has type `{other}`; `tessera up` runs http and redis triggers",
+                t.id
+            ),
+        }
+    }
+    Ok((http_triggers, redis_triggers))
+}
+
+fn component_ref(
+    file: &str,
+    what: &str,
+    config: &Value,
+    components: &BTreeMap<ComponentId, ComponentSpec>,
+) -> anyhow::Result<ComponentId> {
+    let Some(name) = config.get("component").and_then(Value::as_str) else {
+        bail!("{file}: {what} names no component");
+    };
+    match components.keys().find(|id| id.as_str() == name) {
+        Some(id) => Ok(id.clone()),
+        None => {
+            let known: Vec<&str> = components.keys().map(ComponentId::as_str).collect();
+            bail!(
+                "{file}: {what} names component `{name}`, which is not defined (defined: {})",
+                known.join(", ")
+            )
+        }
+    }
+}
+
+/// The lock's variables as the resolver reads them (no default = required).
+pub fn declared_variables(locked: &LockedApp) -> anyhow::Result<BTreeMap<VariableName, Variable>> {
+    locked
+        .variables
+        .iter()
+        .map(|(name, v)| {
+            let name = VariableName::parse(name).map_err(anyhow::Error::msg)?;
+            let decl = Variable {
+                default: v.default.clone(),
+                required: v.default.is_none(),
+                secret: v.secret,
+            };
+            Ok((name, decl))
+        })
+        .collect()
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{build::BuildCommand, up::UpCommand};
+use crate::commands::{build::BuildCommand, registry::RegistryCommand, up::UpCommand};
 
 /// Run Spin applications made of WebAssembly components.
 #[derive(Debug, Parser)]
@@ -20,6 +20,8 @@ pub enum Command {
     Up(UpCommand),
     /// Run every component's `[component.x.build]` command.
     Build(BuildCommand),
+    /// Push an app to, or pull it from, an OCI registry in Spin's artifact format.
+    Registry(RegistryCommand),
 }
 
 impl Command {
@@ -27,6 +29,7 @@ impl Command {
         match self {
             Command::Up(cmd) => cmd.execute(),
             Command::Build(cmd) => cmd.execute(),
+            Command::Registry(cmd) => cmd.execute(),
         }
     }
 }

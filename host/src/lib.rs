@@ -1,6 +1,7 @@
 //! Tessera: runs Spin applications (manifest v2, spin-sdk 5.x components) on wasmtime.
 //!
-//! The pipeline: `manifest` (the file) → `app` (validated, resolved) → `runtime`
+//! The pipeline: `manifest` (the file) or `registry` (an OCI artifact) → `locked` (Spin's
+//! locked app) → `app` (validated, resolved) → `runtime`
 //! (engine, compiled components) → `triggers` (HTTP, Redis) that instantiate a fresh
 //! component per request or message, with the host `capabilities` linked in.
 
@@ -11,7 +12,9 @@ pub mod capabilities;
 pub mod cli;
 pub mod commands;
 pub mod dev_services;
+pub mod locked;
 pub mod manifest;
+pub mod registry;
 pub mod router;
 pub mod runtime;
 pub mod runtime_config;

@@ -66,12 +66,32 @@ impl TesseraUp {
         env: &[(&str, &str)],
         state: &Path,
     ) -> TesseraUp {
-        let mut child = Command::new(tessera_bin())
+        let mut command = Command::new(tessera_bin());
+        command
             .arg("up")
             .arg("-f")
             .arg(manifest)
-            .args(["--listen", "127.0.0.1:0", "--state-dir"])
-            .arg(state)
+            .arg("--state-dir")
+            .arg(state);
+        Self::spawn_command(command, args, env)
+    }
+
+    /// Starts `tessera up --from reference` in `dir` (an app directory with no manifest,
+    /// so the state directory defaults to `dir/.spin`), waiting for the ready line.
+    pub fn spawn_from_registry(
+        reference: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> TesseraUp {
+        let mut command = Command::new(tessera_bin());
+        command.current_dir(dir).args(["up", "--from", reference]);
+        Self::spawn_command(command, args, env)
+    }
+
+    fn spawn_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> TesseraUp {
+        let mut child = command
+            .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .envs(env.iter().copied())
             .env_remove("RUST_BACKTRACE")
@@ -169,6 +189,70 @@ pub fn run_tessera(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.code().unwrap_or(-1), text)
+}
+
+/// Debian's `docker-registry` (the CNCF distribution registry) on a free loopback port,
+/// storing into a temporary directory; stopped on drop.
+pub struct RegistryServer {
+    child: Child,
+    pub port: u16,
+    storage: tempfile::TempDir,
+}
+
+impl RegistryServer {
+    pub fn start() -> RegistryServer {
+        let storage = tempfile::tempdir().expect("registry storage dir");
+        let port = free_port();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .expect("write registry config");
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (scripts/setup.sh installs it)");
+        let server = RegistryServer {
+            child,
+            port,
+            storage,
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || port_answers(port)),
+            "docker-registry did not start"
+        );
+        server
+    }
+
+    /// `127.0.0.1:PORT`, the registry part of a reference.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The file holding a blob's bytes in the registry's storage (to corrupt it).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        self.storage
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A real `redis-server` on a free loopback port, stopped on drop.

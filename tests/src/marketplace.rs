@@ -1,5 +1,6 @@
-//! The marketplace app as a user sees it: the repo's spin.toml served by `tessera up`
-//! against a private Redis, with typed helpers for the HTTP API.
+//! The marketplace app as a user sees it: the repo's spin.toml (or the same app pulled
+//! from a registry with `--from`) served by `tessera up` against a private Redis, with
+//! typed helpers for the HTTP API.
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -19,6 +20,17 @@ pub struct Marketplace {
     pub stripe: LocalStripe,
     env: Vec<(String, String)>,
     state: tempfile::TempDir,
+    source: Source,
+}
+
+/// Where `tessera up` gets the app.
+#[derive(Clone)]
+enum Source {
+    /// The repo's spin.toml.
+    Manifest,
+    /// `--from REFERENCE --insecure`, run in the (otherwise empty) state directory with
+    /// this registry cache.
+    Registry { reference: String, cache: String },
 }
 
 impl Marketplace {
@@ -28,6 +40,25 @@ impl Marketplace {
 
     /// Starts the app with extra `SPIN_VARIABLE_*`-style environment.
     pub fn start_with(env: &[(&str, &str)]) -> Marketplace {
+        Self::start_source(Source::Manifest, env)
+    }
+
+    /// Starts the app pulled from a plain-HTTP registry (`tessera up --from reference
+    /// --insecure`) in an empty directory, with the blob cache at `cache_dir`.
+    pub fn start_from_registry(reference: &str, cache_dir: &std::path::Path) -> Marketplace {
+        let source = Source::Registry {
+            reference: reference.to_owned(),
+            cache: cache_dir.display().to_string(),
+        };
+        Self::start_source(source, &[])
+    }
+
+    /// The directory `tessera up` keeps its state in.
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
+    fn start_source(source: Source, env: &[(&str, &str)]) -> Marketplace {
         let redis = RedisServer::start();
         let stripe = LocalStripe::start();
         let stripe_base = stripe.base_url();
@@ -51,20 +82,21 @@ impl Marketplace {
         .collect();
         // Later entries (the caller's) override earlier ones when the process starts.
         let state = tempfile::tempdir().expect("state dir");
-        let app = spawn_app(&vars, state.path());
+        let app = spawn_app(&source, &vars, state.path());
         Marketplace {
             app,
             redis,
             stripe,
             env: vars,
             state,
+            source,
         }
     }
 
     /// Stops the app and starts it again on the same data, Redis and Stripe.
     pub fn restart(&mut self) {
         self.app.stop();
-        self.app = spawn_app(&self.env, self.state.path());
+        self.app = spawn_app(&self.source, &self.env, self.state.path());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -106,16 +138,30 @@ impl Marketplace {
     }
 }
 
-fn spawn_app(vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
+fn spawn_app(source: &Source, vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
     let root = workspace_root();
     let rc = root.join("runtime-config.toml").display().to_string();
     let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    TesseraUp::spawn_with_state(
-        &root.join("spin.toml"),
-        &["--runtime-config-file", &rc],
-        &env,
-        state,
-    )
+    match source {
+        Source::Manifest => TesseraUp::spawn_with_state(
+            &root.join("spin.toml"),
+            &["--runtime-config-file", &rc],
+            &env,
+            state,
+        ),
+        Source::Registry { reference, cache } => TesseraUp::spawn_from_registry(
+            reference,
+            state,
+            &[
+                "--runtime-config-file",
+                &rc,
+                "--insecure",
+                "--cache-dir",
+                cache,
+            ],
+            &env,
+        ),
+    }
 }
 
 /// The JSON body of a response.

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with an `execute()`.
 
 pub mod build;
+pub mod registry;
 pub mod up;
 
 use std::path::PathBuf;

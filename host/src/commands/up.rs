@@ -10,11 +10,14 @@ use anyhow::Context;
 use clap::Args;
 use tokio::sync::Semaphore;
 
-use crate::app::App;
+use crate::app::{self, App};
 use crate::commands::ManifestArg;
 use crate::commands::build::BuildCommand;
+use crate::commands::registry::RegistryArgs;
 use crate::dev_services;
+use crate::locked::{self, LockedApp};
 use crate::manifest;
+use crate::registry::pull;
 use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
 use crate::triggers::http::{self, HttpServer};
@@ -31,13 +34,20 @@ pub const DEFAULT_MAX_REQUEST_BODY: &str = "10MiB";
 pub struct UpCommand {
     #[command(flatten)]
     pub manifest: ManifestArg,
+    /// Run an app from an OCI registry (e.g. localhost:5000/tessera:v1) instead of a
+    /// manifest: it is pulled into the cache, every blob verified, then served the same way.
+    #[arg(long, value_name = "REFERENCE", conflicts_with_all = ["path", "build"], env = "TESSERA_FROM")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Address for the HTTP trigger; port 0 picks a free port (printed at startup).
     #[arg(long, default_value = DEFAULT_LISTEN, env = "TESSERA_LISTEN")]
     pub listen: SocketAddr,
     /// Spin runtime config declaring key-value stores and sqlite databases.
     #[arg(long = "runtime-config-file", env = "TESSERA_RUNTIME_CONFIG")]
     pub runtime_config: Option<PathBuf>,
-    /// Where embedded data, logs and the compile cache live [default: .spin next to the manifest].
+    /// Where embedded data, logs and the compile cache live [default: .spin next to the
+    /// manifest, or in the current directory with --from].
     #[arg(long, env = "TESSERA_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
     /// Run `tessera build` first.
@@ -78,16 +88,11 @@ impl UpCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let loaded = manifest::load(&self.manifest.path)?;
-        let app_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
-        let state_dir = self
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| app_dir.join(".spin"));
-        let vars = Resolved::resolve(&loaded.manifest.variables, &EnvProvider)
-            .with_context(|| format!("{}: [variables]", loaded.path.display()))?;
+        let (locked, origin, state_dir) = self.load().await?;
+        let vars = Resolved::resolve(&app::declared_variables(&locked)?, &EnvProvider)
+            .with_context(|| format!("{origin}: [variables]"))?;
         let runtime_config = RuntimeConfig::load(self.runtime_config.as_deref(), &state_dir)?;
-        let app = App::resolve(&loaded, &vars, runtime_config, &state_dir.join("files"))?;
+        let app = App::from_locked(&locked, &origin, &vars, runtime_config)?;
 
         let listener = http::bind(self.listen).await?;
         let addr = listener.local_addr()?;
@@ -133,6 +138,31 @@ impl UpCommand {
         drop(dev_services);
         eprintln!("Stopped");
         Ok(())
+    }
+}
+
+impl UpCommand {
+    /// The locked app (from the manifest, or pulled), what to call it in errors, and the
+    /// state directory. Both sources go through `App::from_locked` from here on.
+    async fn load(&self) -> anyhow::Result<(LockedApp, String, PathBuf)> {
+        let Some(reference) = &self.from else {
+            let loaded = manifest::load(&self.manifest.path)?;
+            let app_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
+            let state_dir = self
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| app_dir.join(".spin"));
+            let locked = locked::from_manifest(&loaded, &state_dir.join("files"))?;
+            return Ok((locked, loaded.path.display().to_string(), state_dir));
+        };
+        let state_dir = self.state_dir.clone().unwrap_or_else(|| ".spin".into());
+        let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+        let cache = self.registry.cache();
+        let pulled = pull::pull(reference, self.registry.insecure, &cache).await?;
+        eprintln!("Pulled {reference}@{}", pulled.digest);
+        let locked = pull::materialize(&pulled.locked, &cache, &state_dir.join("files"))
+            .with_context(|| format!("{reference}: cannot prepare the pulled app"))?;
+        Ok((locked, reference.clone(), state_dir))
     }
 }
 
