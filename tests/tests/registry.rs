@@ -13,8 +13,31 @@ use tessera_blackbox::{RegistryServer, free_port, run_tessera, workspace_root};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const WASM: &str = "application/vnd.wasm.content.layer.v1+wasm";
+const DATA: &str = "application/vnd.wasm.content.layer.v1+data";
 const LOCK: &str = "application/vnd.fermyon.spin.application.v1+config";
-const COMPONENTS: [&str; 5] = ["auth", "expiration", "orders", "payments", "tickets"];
+const COMPONENTS: [&str; 6] = ["auth", "expiration", "orders", "payments", "tickets", "web"];
+/// Spin inlines static files up to this size in the lock instead of giving them a layer.
+const INLINE_MAX: u64 = 128;
+
+/// The web component's files (`client/dist`), as (path under the mount, size), sorted.
+fn dist_files() -> Vec<(String, u64)> {
+    fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<(String, u64)>) {
+        for entry in std::fs::read_dir(dir).expect("client/dist is built") {
+            let entry = entry.expect("dir entry");
+            let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                walk(&entry.path(), &name, out);
+            } else {
+                out.push((name, meta.len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&workspace_root().join("client/dist"), "", &mut out);
+    out.sort();
+    out
+}
 
 /// `tessera registry push reference --insecure` of the repo's app; returns the digest.
 fn push(reference: &str) -> String {
@@ -65,7 +88,8 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
         "identical content, identical digest"
     );
 
-    // The image manifest: one wasm layer per component, the lock last.
+    // The image manifest: one wasm layer per component, one data layer per static file
+    // too big to inline (distinct contents), the lock last.
     let m = manifest(&registry, "tessera", "v1").await;
     assert_eq!(m["schemaVersion"], 2);
     assert_eq!(
@@ -77,7 +101,14 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
         .iter()
         .map(|l| l["mediaType"].as_str().unwrap())
         .collect();
-    assert_eq!(types, [WASM, WASM, WASM, WASM, WASM, LOCK]);
+    let big_files = dist_files()
+        .iter()
+        .filter(|(_, size)| *size > INLINE_MAX)
+        .count();
+    let mut expected = vec![WASM; COMPONENTS.len()];
+    expected.extend(vec![DATA; big_files]);
+    expected.push(LOCK);
+    assert_eq!(types, expected);
     assert_eq!(
         m["annotations"]["org.opencontainers.image.title"],
         "tessera"
@@ -85,7 +116,7 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
     assert!(m["annotations"]["org.opencontainers.image.created"].is_null());
 
     // The config: Spin's empty wasm image config pointing at the lock.
-    let lock_digest = layers[5]["digest"].as_str().unwrap();
+    let lock_digest = layers[layers.len() - 1]["digest"].as_str().unwrap();
     let config = blob(
         &registry,
         "tessera",
@@ -101,7 +132,7 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
 
     // The lock: Spin's LockedApp, contents by digest.
     let lock = blob(&registry, "tessera", lock_digest).await;
-    check_lock(&lock, &layers[..5]);
+    check_lock(&lock, layers);
 
     // Pull into an empty cache: every blob lands there under its digest.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -139,7 +170,7 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
 }
 
 /// The locked app, field by field, against Spin's `LockedApp` serialisation.
-fn check_lock(lock: &Value, wasm_layers: &[Value]) {
+fn check_lock(lock: &Value, layers: &[Value]) {
     // No host requirements, so Spin writes version 0 and no `must_understand`.
     assert_eq!(lock["spin_lock_version"], 0);
     assert!(lock.get("must_understand").is_none());
@@ -179,10 +210,14 @@ fn check_lock(lock: &Value, wasm_layers: &[Value]) {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, COMPONENTS);
-    let wasm_digests: Vec<&str> = wasm_layers
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap())
-        .collect();
+    let digests_of = |media_type: &str| -> Vec<&str> {
+        layers
+            .iter()
+            .filter(|l| l["mediaType"] == media_type)
+            .map(|l| l["digest"].as_str().unwrap())
+            .collect()
+    };
+    let wasm_digests = digests_of(WASM);
     for c in components {
         let source = &c["source"];
         assert_eq!(source["content_type"], "application/wasm");
@@ -191,6 +226,30 @@ fn check_lock(lock: &Value, wasm_layers: &[Value]) {
         let d = source["digest"].as_str().expect("digest");
         assert!(wasm_digests.contains(&d), "{d} is a wasm layer");
     }
+    // The web component's files: every one of client/dist, by digest or inline.
+    let data_digests = digests_of(DATA);
+    let mut files: Vec<&str> = components[5]["files"]
+        .as_array()
+        .expect("web files")
+        .iter()
+        .map(|f| {
+            // Spin's ContentPath: the content reference flattened next to the path.
+            match f["digest"].as_str() {
+                Some(d) => assert!(data_digests.contains(&d), "{d} is a data layer"),
+                None => assert!(f["inline"].is_string(), "inline: {f}"),
+            }
+            assert!(f.get("source").is_none(), "no local path: {f}");
+            f["path"].as_str().expect("path").trim_start_matches('/')
+        })
+        .collect();
+    files.sort_unstable();
+    let dist = dist_files();
+    let expected: Vec<&str> = dist
+        .iter()
+        .map(|(p, _)| p.trim_start_matches('/'))
+        .collect();
+    assert_eq!(files, expected);
+
     let orders = &components[2];
     assert_eq!(orders["metadata"]["databases"], json!(["orders"]));
     assert_eq!(
@@ -206,6 +265,13 @@ fn check_lock(lock: &Value, wasm_layers: &[Value]) {
 
 /// Sign up, sell, order and pay with pm_card_visa; the order completes.
 async fn journey(m: &Marketplace) {
+    // The browser app comes out of the data layers byte for byte.
+    let index = std::fs::read_to_string(workspace_root().join("client/dist/index.html"))
+        .expect("client/dist/index.html");
+    let page = m.get(&m.client(), "/orders").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.text().await.expect("page"), index);
+
     let seller = m.client();
     m.sign_up(&seller, "seller@example.com").await;
     let ticket = m.sell(&seller, "Concert", 25.5).await;
