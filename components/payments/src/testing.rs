@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::events::{Event, OrderCreated, OrderStatus, OrderTicket};
 use common::outbox::testing::pending;
@@ -271,6 +272,25 @@ impl Stripe for FakeStripe {
             client_secret: Some(format!("{id}_secret_x")),
             id,
         })
+    }
+}
+
+/// Dependencies whose pauses play another instance: `other` runs at every pause with
+/// the same database, and the total time paused is counted.
+pub fn with_other_instance<'a>(
+    db: &'a MemoryDb,
+    paused: &'a Cell<Duration>,
+    other: impl Fn(&Payments<&MemoryDb>) + 'a,
+) -> Deps<&'a MemoryDb, FakeStripe, impl Fn(Duration) + 'a> {
+    Deps {
+        payments: Payments::new(db).unwrap(),
+        stripe: FakeStripe::default(),
+        jwt_secret: SECRET.to_owned(),
+        now: NOW,
+        pause: move |duration| {
+            paused.set(paused.get() + duration);
+            other(&Payments::new(db).unwrap());
+        },
     }
 }
 

@@ -75,7 +75,6 @@ mod tests {
     use super::*;
     use crate::domain::Payment;
     use crate::routes::create::REPLICA_WAIT;
-    use crate::store::Payments;
     use crate::testing::*;
 
     fn setup(
@@ -192,30 +191,11 @@ mod tests {
         assert!(deps.stripe.calls().is_empty());
     }
 
-    /// Deps whose pauses are counted and run `other` on the same database, as another
-    /// instance would meanwhile.
-    fn waiting<'a>(
-        db: &'a MemoryDb,
-        paused: &'a Cell<Duration>,
-        other: impl Fn(&Payments<&MemoryDb>) + 'a,
-    ) -> Deps<&'a MemoryDb, FakeStripe, impl Fn(Duration) + 'a> {
-        Deps {
-            payments: Payments::new(db).unwrap(),
-            stripe: FakeStripe::default(),
-            jwt_secret: SECRET.to_owned(),
-            now: NOW,
-            pause: move |duration| {
-                paused.set(paused.get() + duration);
-                other(&Payments::new(db).unwrap());
-            },
-        }
-    }
-
     #[test]
     fn an_order_on_its_way_to_the_replica_is_waited_for() {
         let db = MemoryDb::new();
         let paused = Cell::new(Duration::ZERO);
-        let deps = waiting(&db, &paused, |payments| {
+        let deps = with_other_instance(&db, &paused, |payments| {
             if payments.order(&order_id(ORDER)).unwrap().is_none() {
                 put_order(payments, ORDER, "buyer", 1099);
             }
@@ -226,7 +206,7 @@ mod tests {
 
         let db = MemoryDb::new();
         let paused = Cell::new(Duration::ZERO);
-        let deps = waiting(&db, &paused, |_| {});
+        let deps = with_other_instance(&db, &paused, |_| {});
         assert_error(
             setup(&deps, Some("buyer"), for_order()),
             404,

@@ -9,27 +9,7 @@ use spin_sdk::http::Method;
 
 use super::{key, with_card};
 use crate::routes::create::*;
-use crate::store::Payments;
 use crate::testing::*;
-
-/// Dependencies whose pauses play another instance: `other` runs at every pause with
-/// the same database, and the total time paused is counted.
-fn with_other_instance<'a>(
-    db: &'a MemoryDb,
-    paused: &'a Cell<Duration>,
-    other: impl Fn(&Payments<&MemoryDb>) + 'a,
-) -> Deps<&'a MemoryDb, FakeStripe, impl Fn(Duration) + 'a> {
-    Deps {
-        payments: Payments::new(db).unwrap(),
-        stripe: FakeStripe::default(),
-        jwt_secret: SECRET.to_owned(),
-        now: NOW,
-        pause: move |duration| {
-            paused.set(paused.get() + duration);
-            other(&Payments::new(db).unwrap());
-        },
-    }
-}
 
 #[test]
 fn an_order_that_reaches_the_replica_while_waiting_is_paid() {
