@@ -34,6 +34,16 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
+impl Limits {
+    /// The default for each outbound HTTP timeout (connect, first byte, between bytes) a
+    /// guest leaves unset: two thirds of [`Limits::timeout`], so a hung upstream fails
+    /// inside the guest, which can still answer (a 503), instead of the whole request
+    /// being cut off at its deadline. wasmtime's own default is 600 s.
+    pub fn outbound_timeout(&self) -> Duration {
+        self.timeout * 2 / 3
+    }
+}
+
 /// A compiled, linked component ready to instantiate.
 pub struct LoadedComponent {
     pub context: Arc<ComponentContext>,
@@ -94,6 +104,7 @@ impl Runtime {
                 },
                 redis: redis.clone(),
                 max_memory_bytes: limits.max_memory_bytes,
+                outbound_timeout: limits.outbound_timeout(),
             };
             components.insert(
                 id.clone(),

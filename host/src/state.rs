@@ -22,6 +22,8 @@ pub struct ComponentContext {
     pub key_value: key_value::ComponentStores,
     pub redis: Arc<redis::RedisClients>,
     pub max_memory_bytes: usize,
+    /// Default outbound HTTP timeouts (see `Limits::outbound_timeout`).
+    pub outbound_timeout: std::time::Duration,
 }
 
 pub struct HostState {

@@ -556,3 +556,54 @@ async fn webhook_checks_the_signature_and_records_a_payment_once() {
     );
     assert_eq!(payment_intents(&m, 850).await.len(), 1);
 }
+
+/// A Stripe that accepts connections and never answers: the host's default outbound
+/// timeout (two thirds of the request timeout) ends the call inside the component, which
+/// answers 503 in time, and nothing is recorded.
+#[tokio::test]
+async fn a_stripe_that_never_answers_is_a_503_before_the_request_deadline() {
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_base = format!("http://{}", hung.local_addr().expect("addr"));
+    // Hold every connection open without a byte in reply.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hung.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let m = Marketplace::start_with(&[
+        ("SPIN_VARIABLE_STRIPE_API_BASE", hung_base.as_str()),
+        ("TESSERA_REQUEST_TIMEOUT", "3s"),
+    ]);
+    let seller = m.client();
+    m.sign_up(&seller, "seller@example.com").await;
+    let ticket = m.sell(&seller, "Hung", 12.0).await;
+    let buyer = m.client();
+    m.sign_up(&buyer, "buyer@example.com").await;
+    let (status, order) = m
+        .order_when_known(&buyer, ticket["id"].as_str().expect("ticket id"))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{order}");
+    let order_id = order["id"].as_str().expect("order id");
+
+    let started = std::time::Instant::now();
+    let resp = m
+        .post(
+            &buyer,
+            "/api/payments",
+            json!({"orderId": order_id, "token": "pm_card_visa"}),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        messages(&body(resp).await),
+        ["Payment provider unavailable"]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let order = body(m.get(&buyer, &format!("/api/orders/{order_id}")).await).await;
+    assert_eq!(order["status"], "created", "nothing was paid");
+}

@@ -53,9 +53,17 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
+        // Timeouts the guest left unset get the host's default, not wasmtime's 600 s.
+        let default = Some(self.component.outbound_timeout);
+        let options = RequestOptions {
+            connect_timeout: options.and_then(|o| o.connect_timeout).or(default),
+            first_byte_timeout: options.and_then(|o| o.first_byte_timeout).or(default),
+            between_bytes_timeout: options.and_then(|o| o.between_bytes_timeout).or(default),
+        };
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
