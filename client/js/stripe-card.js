@@ -13,6 +13,10 @@ const FRAME_DOCUMENT = `<!doctype html>
           display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
   #card input { font: inherit; padding: 4px 6px; border: 1px solid #e2e8f0; border-radius: 4px; }
   #card span { color: #64748b; font-size: 13px; }
+  /* While Stripe shows something over the page (3-D Secure), the frame covers the
+     viewport; the card field steps aside. */
+  html.overlay, html.overlay body { height: 100%; background: rgba(15, 23, 42, 0.45); }
+  html.overlay #card { visibility: hidden; }
 </style></head><body><div id="card"></div></body></html>`;
 
 /** Waits for `target` to fire `load`, or rejects on `error`. */
@@ -51,10 +55,25 @@ export async function mountCard(container, scriptUrl, publishableKey) {
 
   // The frame is as tall as what it shows (Stripe's field grows to show errors).
   const fit = () => {
-    frame.style.height = `${doc.documentElement.scrollHeight}px`;
+    if (!frame.classList.contains("card-frame-overlay")) {
+      frame.style.height = `${doc.getElementById("card").offsetHeight}px`;
+    }
   };
-  new frame.contentWindow.ResizeObserver(fit).observe(doc.body);
+  new frame.contentWindow.ResizeObserver(fit).observe(doc.getElementById("card"));
   fit();
+
+  // Stripe.js puts its 3-D Secure challenge (localstripe: a confirm box) into the frame's
+  // body; while anything besides the card field is there, the frame covers the viewport
+  // so the challenge is seen whole.
+  const overlay = () => {
+    const covering = [...doc.body.children].some(
+      (child) => child.id !== "card" && child.tagName !== "SCRIPT",
+    );
+    frame.classList.toggle("card-frame-overlay", covering);
+    doc.documentElement.classList.toggle("overlay", covering);
+    if (!covering) fit();
+  };
+  new frame.contentWindow.MutationObserver(overlay).observe(doc.body, { childList: true });
   return { stripe, card };
 }
 

@@ -73,3 +73,28 @@ test("a declined card shows Stripe's message and the order can still be paid", a
   await expect(buyer).toHaveURL(/\/orders$/);
   await expectOrderStatus(buyer, title, "complete");
 });
+
+test("a card that needs 3-D Secure is authenticated over the page and paid", async ({ browser }, testInfo) => {
+  const seller = await (await browser.newContext()).newPage();
+  const buyer = await (await browser.newContext()).newPage();
+  const title = unique("Secure");
+  await signUp(seller);
+  await sell(seller, title, "30");
+  await signUp(buyer);
+  await openListedTicket(buyer, title);
+  await purchase(buyer);
+
+  await enterCard(buyer, "4000002500003155"); // requires authentication
+  await buyer.getByRole("button", { name: /^Pay / }).click();
+  const frame = buyer.locator("iframe.card-frame");
+  const challenge = buyer.frameLocator("iframe.card-frame").getByRole("button", { name: "Complete authentication" });
+  // Saving the card asks once, charging it asks again; each time the frame covers the page.
+  for (const step of ["setup", "payment"]) {
+    await expect(challenge, step).toBeVisible();
+    await expect(frame).toHaveClass(/card-frame-overlay/);
+    if (step === "setup") await snap(buyer, testInfo, "order-3d-secure");
+    await challenge.click();
+  }
+  await expect(buyer).toHaveURL(/\/orders$/);
+  await expectOrderStatus(buyer, title, "complete");
+});
