@@ -98,20 +98,28 @@ async fn payment_intents(m: &Marketplace, amount: u64) -> Vec<Value> {
         .collect()
 }
 
-/// Every SetupIntent localstripe holds.
-async fn setup_intents(m: &Marketplace) -> Vec<Value> {
-    let list: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/setup_intents?limit=100",
-            m.stripe.base_url()
-        ))
+/// `GET {path}` at localstripe with the app's secret key.
+async fn stripe_get(m: &Marketplace, path: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}{path}", m.stripe.base_url()))
         .bearer_auth("sk_test_black_box")
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Every SetupIntent localstripe holds.
+async fn setup_intents(m: &Marketplace) -> Vec<Value> {
+    let list = stripe_get(m, "/v1/setup_intents?limit=100").await;
+    list["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// Every Customer localstripe holds.
+async fn customers(m: &Marketplace) -> Vec<Value> {
+    let list = stripe_get(m, "/v1/customers?limit=100").await;
     list["data"].as_array().cloned().unwrap_or_default()
 }
 
@@ -180,6 +188,22 @@ async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
         ),
         (json!("on_session"), json!(deal.order_id))
     );
+    // The SetupIntent belongs to the order's Customer, made for it.
+    let customer = intents[0]["customer"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(customer.starts_with("cus_"), "{intents:?}");
+    let known = customers(&m).await;
+    assert_eq!(known.len(), 1, "{known:?}");
+    assert_eq!(
+        (
+            known[0]["id"].clone(),
+            known[0]["metadata"]["orderId"].clone()
+        ),
+        (json!(customer), json!(deal.order_id))
+    );
+    assert!(known[0]["metadata"]["userId"].is_string(), "{known:?}");
 
     let (status, confirmed) = confirm_card_setup(&m, &client_secret).await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
@@ -191,7 +215,28 @@ async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
         "created",
         "saving the card charges nothing"
     );
+    let seti = client_secret.split("_secret_").next().unwrap();
+    let confirmed_setup = stripe_get(&m, &format!("/v1/setup_intents/{seti}")).await;
+    assert_eq!(
+        (
+            confirmed_setup["customer"].clone(),
+            confirmed_setup["payment_method"].clone()
+        ),
+        (json!(customer), json!(method))
+    );
 
+    // Another setup for the same order (a reload, another card) reuses its Customer.
+    let (status, again) = setup(&m, &deal.buyer, &deal.order_id).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_ne!(again["clientSecret"], json!(client_secret));
+    let intents = setup_intents(&m).await;
+    assert_eq!(intents.len(), 2, "{intents:?}");
+    for intent in &intents {
+        assert_eq!(intent["customer"], json!(customer), "{intents:?}");
+    }
+    assert_eq!(customers(&m).await.len(), 1, "one Customer per order");
+
+    // The first card pays: the PaymentIntent names the Customer the card belongs to.
     let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some(&method)).await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
     assert_eq!(payment["orderId"], deal.order_id.as_str());
@@ -199,8 +244,18 @@ async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
     let charged = payment_intents(&m, 725).await;
     assert_eq!(charged.len(), 1, "{charged:?}");
     assert_eq!(
-        (charged[0]["status"].clone(), charged[0]["id"].clone()),
-        (json!("succeeded"), payment["stripeId"].clone())
+        (
+            charged[0]["status"].clone(),
+            charged[0]["id"].clone(),
+            charged[0]["customer"].clone(),
+            charged[0]["payment_method"].clone(),
+        ),
+        (
+            json!("succeeded"),
+            payment["stripeId"].clone(),
+            json!(customer),
+            json!(method),
+        )
     );
 
     let (status, errors) = setup(&m, &deal.buyer, &deal.order_id).await;
@@ -278,6 +333,9 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
         (json!(stripe_id), json!("usd"))
     );
     assert_eq!(intents[0]["status"], "succeeded");
+    // No card was set up for the order: no Customer is made or named.
+    assert_eq!(intents[0]["customer"], Value::Null);
+    assert!(customers(&m).await.is_empty());
 
     let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The payments database (Spin sqlite label `payments`): the order replica, the
-//! PaymentIntents created, the payment attempts in flight, the recorded payments, and
-//! the outbox, so a payment and its `payment:created` are committed together.
+//! PaymentIntents created, the orders' Stripe Customers, the payment attempts in
+//! flight, the recorded payments, and the outbox, so a payment and its
+//! `payment:created` are committed together.
 //!
 //! [`Payments`] is written against [`Database`], so the same SQL runs on Spin's
 //! connection and, in native tests, on an in-memory sqlite.
@@ -52,6 +53,13 @@ const SCHEMA: &[&str] = &[
         created_at INTEGER NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS intents_by_order ON intents (order_id, created_at)",
+    // The Stripe Customer of an order (see `remember_customer`): its SetupIntents attach
+    // the buyer's card to it, and the PaymentIntent charging that card must name it.
+    "CREATE TABLE IF NOT EXISTS customers (
+        order_id TEXT PRIMARY KEY,
+        stripe_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    )",
     // The payment attempt in flight per order (see `claim_attempt`): `charging` while a
     // request waits for Stripe; `held` once its PaymentIntent exists and may still
     // succeed (the buyer authenticates the card, or recording it failed).
@@ -304,6 +312,44 @@ impl<D: Database> Payments<D> {
             .next()
             .map(|row| parse_order_id(&get_text(&row, "order_id")?))
             .transpose()
+    }
+
+    /// The Stripe Customer (`cus_…`) remembered for `order_id`.
+    pub fn customer_of(&self, order_id: &OrderId) -> anyhow::Result<Option<String>> {
+        let result = self
+            .db
+            .query(
+                "SELECT stripe_id FROM customers WHERE order_id = ?",
+                &[text(order_id.as_ref())],
+            )
+            .context("Failed to read a Stripe customer")?;
+        result
+            .rows()
+            .next()
+            .map(|row| get_text(&row, "stripe_id"))
+            .transpose()
+    }
+
+    /// Remembers Customer `stripe_id` for `order_id` unless the order already has one,
+    /// and returns the order's Customer: `stripe_id`, or the one remembered first (by a
+    /// concurrent request that created its own), which everyone then uses.
+    pub fn remember_customer(
+        &self,
+        order_id: &OrderId,
+        stripe_id: &str,
+        now: u64,
+    ) -> anyhow::Result<String> {
+        transaction(&self.db, || {
+            self.db
+                .query(
+                    "INSERT OR IGNORE INTO customers (order_id, stripe_id, created_at)
+                     VALUES (?, ?, ?)",
+                    &[text(order_id.as_ref()), text(stripe_id), integer(now)?],
+                )
+                .context("Failed to remember a Stripe customer")?;
+            self.customer_of(order_id)?
+                .ok_or_else(|| anyhow!("The Stripe customer of order {order_id} vanished"))
+        })
     }
 
     /// Records `payment` and queues `payment:created`, in one transaction, unless the

@@ -20,8 +20,8 @@ use crate::domain::{Change, OrderId, Terms};
 use crate::routes::Deps;
 use crate::store::Payments;
 use crate::stripe::{
-    IntentStatus, NewPaymentIntent, NewSetupIntent, PaymentError, PaymentIntent, SetupIntent,
-    Stripe, StripeError,
+    Customer, IntentStatus, NewCustomer, NewPaymentIntent, NewSetupIntent, PaymentError,
+    PaymentIntent, SetupIntent, Stripe, StripeError,
 };
 
 pub const SECRET: &str = "payments-test-secret";
@@ -116,6 +116,7 @@ pub enum Call {
     Create(NewPaymentIntent),
     Retrieve(String),
     Setup(NewSetupIntent),
+    Customer(NewCustomer),
 }
 
 /// A Stripe double: keeps intents, replays answers per idempotency key as Stripe does,
@@ -129,6 +130,10 @@ pub struct FakeStripe {
     down: Cell<bool>,
     /// SetupIntents created so far.
     setups: Cell<usize>,
+    /// Customers created so far.
+    customers: Cell<usize>,
+    /// Runs while a Customer is being created (another request doing the same).
+    customer_race: RefCell<Option<Box<dyn Fn()>>>,
 }
 
 impl FakeStripe {
@@ -141,7 +146,18 @@ impl FakeStripe {
             .into_iter()
             .filter_map(|call| match call {
                 Call::Create(intent) => Some(intent),
-                Call::Retrieve(_) | Call::Setup(_) => None,
+                Call::Retrieve(_) | Call::Setup(_) | Call::Customer(_) => None,
+            })
+            .collect()
+    }
+
+    /// The Customers created, in order.
+    pub fn new_customers(&self) -> Vec<NewCustomer> {
+        self.calls()
+            .into_iter()
+            .filter_map(|call| match call {
+                Call::Customer(customer) => Some(customer),
+                Call::Create(_) | Call::Retrieve(_) | Call::Setup(_) => None,
             })
             .collect()
     }
@@ -172,6 +188,12 @@ impl FakeStripe {
         intent.last_payment_error = Some(PaymentError {
             message: Some("Your card was declined.".into()),
         });
+    }
+
+    /// Plays another request at every Customer creation, after the check for a
+    /// remembered Customer and before the answer.
+    pub fn while_creating_customers(&self, other: impl Fn() + 'static) {
+        *self.customer_race.borrow_mut() = Some(Box::new(other));
     }
 
     pub fn go_down(&self) {
@@ -271,6 +293,22 @@ impl Stripe for FakeStripe {
         Ok(SetupIntent {
             client_secret: Some(format!("{id}_secret_x")),
             id,
+        })
+    }
+
+    async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, StripeError> {
+        self.calls
+            .borrow_mut()
+            .push(Call::Customer(customer.clone()));
+        if self.down.get() {
+            return Err(StripeError::Unavailable("connection refused".into()));
+        }
+        if let Some(other) = self.customer_race.borrow().as_ref() {
+            other();
+        }
+        self.customers.set(self.customers.get() + 1);
+        Ok(Customer {
+            id: format!("cus_fake{}", self.customers.get()),
         })
     }
 }

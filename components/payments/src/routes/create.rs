@@ -8,6 +8,11 @@
 //! - Without: the PaymentIntent is only created → 201 `{clientSecret, stripeId}` for
 //!   the browser to confirm; the payment is recorded by the webhook or the follow-up.
 //!
+//! When the order has a Stripe Customer (its card was set up with `POST
+//! /api/payments/setup`, which attached the PaymentMethod to it), the charging
+//! PaymentIntent names it: Stripe refuses a Customer's PaymentMethod without it. Without
+//! one (a server-side test id like `pm_card_visa`) the intent has no Customer.
+//!
 //! A decline is a 402 with Stripe's message; Stripe unreachable is a 503; neither
 //! records anything, and the order can be paid later (with another card).
 //!
@@ -125,6 +130,7 @@ async fn start<D: Database, S: Stripe, P: Pause>(
         amount_cents: terms.price_cents,
         order_id: order.id.to_string(),
         payment_method: None,
+        customer: None,
         idempotency_key: intent_key(&order.id, None),
     };
     let intent = deps
@@ -144,6 +150,8 @@ async fn charge<D: Database, S: Stripe, P: Pause>(
     terms: &Terms,
     method: &PaymentMethod,
 ) -> Result<Response, ApiError> {
+    // Read before claiming: a failure here leaves no attempt behind.
+    let customer = deps.payments.customer_of(&order.id)?;
     let attempt = Attempt {
         deps,
         order,
@@ -154,6 +162,7 @@ async fn charge<D: Database, S: Stripe, P: Pause>(
         amount_cents: terms.price_cents,
         order_id: order.id.to_string(),
         payment_method: Some(method.as_ref().to_owned()),
+        customer,
         idempotency_key: attempt.key.clone(),
     };
     match deps.stripe.create_payment_intent(&request).await {

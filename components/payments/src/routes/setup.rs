@@ -1,6 +1,12 @@
 //! POST /api/payments/setup `{orderId}` → 201 `{clientSecret}`: a fresh SetupIntent for
 //! the browser to turn the card typed into Stripe.js Elements into a PaymentMethod.
 //!
+//! The SetupIntent belongs to the order's Stripe Customer, created by the order's first
+//! setup call and remembered for the later ones: Stripe attaches the PaymentMethod to it,
+//! and refuses to charge a PaymentMethod that a SetupIntent without a Customer confirmed
+//! (`payment_method_used_without_customer`), so `POST /api/payments` names the same
+//! Customer in its PaymentIntent.
+//!
 //! The browser confirms it with `stripe.confirmCardSetup(clientSecret, {payment_method:
 //! {card}})`, which gives it a `pm_…`, then pays with `POST /api/payments {orderId,
 //! token: "pm_…"}`. Real Stripe.js and localstripe's stand-in both do this (the stand-in
@@ -9,8 +15,9 @@
 //!
 //! The checks are those of `POST /api/payments`, in the same order and before Stripe is
 //! asked anything: 401 not signed in → 400 `orderId` → 404 (after the replica wait) →
-//! 401 not the owner → 400 cancelled → 400 expired → 400 already paid. Nothing is
-//! recorded: the payment that uses the card is. Stripe unreachable is a 503.
+//! 401 not the owner → 400 cancelled → 400 expired → 400 already paid. Only the
+//! Customer is recorded: the payment that uses the card is recorded when it is made.
+//! Stripe unreachable is a 503, and a Customer is remembered only once Stripe created it.
 
 use common::sqlite::Database;
 use common::{ApiError, json};
@@ -20,7 +27,8 @@ use spin_sdk::http::{Request, Response};
 
 use super::create::payable_order;
 use super::{Deps, Pause, order_id_field, stripe_failure};
-use crate::stripe::{NewSetupIntent, Stripe};
+use crate::domain::{Order, Terms};
+use crate::stripe::{NewCustomer, NewSetupIntent, Stripe};
 
 #[derive(Deserialize)]
 struct Input {
@@ -44,8 +52,9 @@ pub async fn handle<D: Database, S: Stripe, P: Pause>(
     let input: Input = json::parse_body(req.body())?;
     let raw_id =
         order_id_field(input.order_id.as_ref()).map_err(|err| ApiError::Validation(vec![err]))?;
-    let (order, _) = payable_order(deps, raw_id, &user)?;
+    let (order, terms) = payable_order(deps, raw_id, &user)?;
     let request = NewSetupIntent {
+        customer: order_customer(deps, &order, &terms).await?,
         order_id: order.id.to_string(),
     };
     // Only `orderId` comes from the buyer, and it has been checked: a refusal of this
@@ -62,6 +71,44 @@ pub async fn handle<D: Database, S: Stripe, P: Pause>(
     Ok(json::json_response(201, &SetupBody { client_secret }))
 }
 
+/// The order's Stripe Customer: the one remembered, else a new one, remembered.
+///
+/// Two first setup calls for one order at once may both create a Customer at Stripe;
+/// the one remembered first is the order's, for both, and the other stays at Stripe
+/// unused (an empty Customer costs nothing). A Stripe failure remembers nothing (an
+/// outage is a 503); a Customer created but not remembered (the write failed, a 500) is
+/// such an orphan too.
+async fn order_customer<D: Database, S: Stripe, P: Pause>(
+    deps: &Deps<D, S, P>,
+    order: &Order,
+    terms: &Terms,
+) -> Result<String, ApiError> {
+    if let Some(customer) = deps.payments.customer_of(&order.id)? {
+        return Ok(customer);
+    }
+    let request = NewCustomer {
+        user_id: terms.user_id.clone(),
+        order_id: order.id.to_string(),
+    };
+    // Nothing in this request comes from the buyer: a refusal is ours (a 500).
+    let created = deps
+        .stripe
+        .create_customer(&request)
+        .await
+        .map_err(|err| stripe_failure(err, false))?;
+    let customer = deps
+        .payments
+        .remember_customer(&order.id, &created.id, deps.now)?;
+    if customer != created.id {
+        eprintln!(
+            "payments: order {} already has Stripe customer {customer}; customer {} created \
+             at the same time is left unused",
+            order.id, created.id
+        );
+    }
+    Ok(customer)
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -75,6 +122,7 @@ mod tests {
     use super::*;
     use crate::domain::Payment;
     use crate::routes::create::REPLICA_WAIT;
+    use crate::store::Payments;
     use crate::testing::*;
 
     fn setup(
@@ -98,8 +146,22 @@ mod tests {
         deps
     }
 
+    fn setup_for(customer: &str) -> Call {
+        Call::Setup(NewSetupIntent {
+            customer: customer.into(),
+            order_id: ORDER.into(),
+        })
+    }
+
+    fn new_customer() -> Call {
+        Call::Customer(NewCustomer {
+            user_id: "buyer".into(),
+            order_id: ORDER.into(),
+        })
+    }
+
     #[test]
-    fn the_buyer_gets_a_fresh_setup_intent_and_nothing_is_recorded() {
+    fn the_buyer_gets_a_fresh_setup_intent_of_the_orders_customer() {
         let deps = placed();
 
         let response = setup(&deps, Some("buyer"), for_order()).unwrap();
@@ -111,9 +173,14 @@ mod tests {
         );
         assert_eq!(
             deps.stripe.calls(),
-            [Call::Setup(NewSetupIntent {
-                order_id: ORDER.into()
-            })]
+            [new_customer(), setup_for("cus_fake1")]
+        );
+        assert_eq!(
+            deps.payments
+                .customer_of(&order_id(ORDER))
+                .unwrap()
+                .as_deref(),
+            Some("cus_fake1")
         );
         assert_eq!(deps.payments.payment_of(&order_id(ORDER)).unwrap(), None);
         assert!(
@@ -124,7 +191,8 @@ mod tests {
         );
         assert!(outbox(&deps.payments).is_empty());
 
-        // Another card (a reload, a retry after a decline) gets another intent.
+        // Another card (a reload, a retry after a decline) gets another intent, of the
+        // same Customer: it is created once per order.
         let again = setup(
             &deps,
             Some("buyer"),
@@ -134,7 +202,114 @@ mod tests {
             body_json(&again.unwrap()),
             json!({"clientSecret": "seti_fake2_secret_x"})
         );
+        assert_eq!(
+            deps.stripe.calls(),
+            [
+                new_customer(),
+                setup_for("cus_fake1"),
+                setup_for("cus_fake1")
+            ]
+        );
         assert_eq!(deps.stripe.charges(), 0);
+    }
+
+    #[test]
+    fn each_order_has_its_own_customer() {
+        let deps = placed();
+        put_order(&deps.payments, OTHER_ORDER, "buyer", 500);
+        setup(&deps, Some("buyer"), for_order()).unwrap();
+        setup(&deps, Some("buyer"), json!({"orderId": OTHER_ORDER})).unwrap();
+        assert_eq!(
+            deps.payments
+                .customer_of(&order_id(OTHER_ORDER))
+                .unwrap()
+                .as_deref(),
+            Some("cus_fake2")
+        );
+        assert_eq!(
+            deps.payments
+                .customer_of(&order_id(ORDER))
+                .unwrap()
+                .as_deref(),
+            Some("cus_fake1")
+        );
+    }
+
+    #[test]
+    fn a_customer_remembered_by_another_request_is_used() {
+        let deps = placed();
+        // Another instance's first setup call won the race, or an earlier call.
+        deps.payments
+            .remember_customer(&order_id(ORDER), "cus_earlier", NOW)
+            .unwrap();
+
+        assert_eq!(
+            *setup(&deps, Some("buyer"), for_order()).unwrap().status(),
+            201
+        );
+        assert_eq!(deps.stripe.calls(), [setup_for("cus_earlier")]);
+    }
+
+    #[test]
+    fn concurrent_first_setups_end_up_with_one_customer() {
+        // Leaked so that the other request, played by the fake, can share it.
+        let db: &'static MemoryDb = Box::leak(Box::new(MemoryDb::new()));
+        let deps = Deps {
+            payments: Payments::new(db).unwrap(),
+            stripe: FakeStripe::default(),
+            jwt_secret: SECRET.to_owned(),
+            now: NOW,
+            pause: |_| {},
+        };
+        put_order(&deps.payments, ORDER, "buyer", 1099);
+        // The other request creates its Customer and remembers it while ours is created.
+        deps.stripe.while_creating_customers(move || {
+            let other = Payments::new(db).unwrap();
+            assert_eq!(
+                other
+                    .remember_customer(&order_id(ORDER), "cus_other", NOW)
+                    .unwrap(),
+                "cus_other"
+            );
+        });
+
+        assert_eq!(
+            *setup(&deps, Some("buyer"), for_order()).unwrap().status(),
+            201
+        );
+        // Ours (cus_fake1) is left unused at Stripe; both SetupIntents use the other.
+        assert_eq!(
+            deps.stripe.calls(),
+            [new_customer(), setup_for("cus_other")]
+        );
+        assert_eq!(
+            deps.payments
+                .customer_of(&order_id(ORDER))
+                .unwrap()
+                .as_deref(),
+            Some("cus_other")
+        );
+    }
+
+    #[test]
+    fn a_customer_that_could_not_be_remembered_is_not_used() {
+        let deps = placed();
+        deps.payments
+            .db()
+            .fail_statements_containing("INTO customers");
+
+        assert_error(
+            setup(&deps, Some("buyer"), for_order()),
+            500,
+            json!([{"message": "Something went wrong"}]),
+        );
+        // No SetupIntent for a Customer the order would not know.
+        assert_eq!(deps.stripe.calls(), [new_customer()]);
+
+        deps.payments.db().heal();
+        assert_eq!(deps.payments.customer_of(&order_id(ORDER)).unwrap(), None);
+        setup(&deps, Some("buyer"), for_order()).unwrap();
+        assert_eq!(deps.stripe.calls()[2], setup_for("cus_fake2"));
     }
 
     #[test]
@@ -263,7 +438,7 @@ mod tests {
     }
 
     #[test]
-    fn stripe_unreachable_is_a_503() {
+    fn stripe_unreachable_is_a_503_and_no_customer_is_remembered() {
         let deps = placed();
         deps.stripe.go_down();
         assert_error(
@@ -271,6 +446,8 @@ mod tests {
             503,
             json!([{"message": "Payment provider unavailable"}]),
         );
+        assert_eq!(deps.stripe.calls(), [new_customer()]);
+        assert_eq!(deps.payments.customer_of(&order_id(ORDER)).unwrap(), None);
         assert!(outbox(&deps.payments).is_empty());
 
         deps.stripe.come_back();
@@ -278,5 +455,28 @@ mod tests {
             *setup(&deps, Some("buyer"), for_order()).unwrap().status(),
             201
         );
+        assert_eq!(
+            deps.payments
+                .customer_of(&order_id(ORDER))
+                .unwrap()
+                .as_deref(),
+            Some("cus_fake1")
+        );
+    }
+
+    #[test]
+    fn stripe_unreachable_after_the_customer_keeps_it_for_the_retry() {
+        let deps = placed();
+        setup(&deps, Some("buyer"), for_order()).unwrap();
+        deps.stripe.go_down();
+        assert_error(
+            setup(&deps, Some("buyer"), for_order()),
+            503,
+            json!([{"message": "Payment provider unavailable"}]),
+        );
+        deps.stripe.come_back();
+        setup(&deps, Some("buyer"), for_order()).unwrap();
+        assert_eq!(deps.stripe.new_customers().len(), 1);
+        assert_eq!(deps.stripe.calls().last(), Some(&setup_for("cus_fake1")));
     }
 }

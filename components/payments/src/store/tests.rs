@@ -161,6 +161,57 @@ fn intents_are_remembered_per_order_newest_first() {
 }
 
 #[test]
+fn the_first_customer_remembered_for_an_order_is_its_customer() {
+    let store = store();
+    assert_eq!(store.customer_of(&order()).unwrap(), None);
+
+    assert_eq!(
+        store.remember_customer(&order(), "cus_1", NOW).unwrap(),
+        "cus_1"
+    );
+    // A concurrent first setup call created another: it gets the first one back.
+    assert_eq!(
+        store.remember_customer(&order(), "cus_2", NOW + 1).unwrap(),
+        "cus_1"
+    );
+    assert_eq!(
+        store.customer_of(&order()).unwrap().as_deref(),
+        Some("cus_1")
+    );
+
+    assert_eq!(
+        store
+            .remember_customer(&order_id(OTHER_ORDER), "cus_3", NOW)
+            .unwrap(),
+        "cus_3"
+    );
+    assert_eq!(
+        store.customer_of(&order()).unwrap().as_deref(),
+        Some("cus_1")
+    );
+    assert!(outbox(&store).is_empty());
+}
+
+#[test]
+fn a_database_from_before_customers_gets_the_table() {
+    let db = common::sqlite::testing::MemoryDb::new();
+    let store = Payments::new(&db).unwrap();
+    store.remember_intent(&order(), "pi_1", NOW).unwrap();
+    db.query("DROP TABLE customers", &[]).unwrap();
+
+    let reopened = Payments::new(&db).unwrap();
+    assert_eq!(reopened.customer_of(&order()).unwrap(), None);
+    assert_eq!(reopened.intents_of(&order(), 5).unwrap(), ["pi_1"]);
+    reopened.remember_customer(&order(), "cus_1", NOW).unwrap();
+    // Opening again keeps what is there.
+    let again = Payments::new(&db).unwrap();
+    assert_eq!(
+        again.customer_of(&order()).unwrap().as_deref(),
+        Some("cus_1")
+    );
+}
+
+#[test]
 fn corrupt_rows_are_errors() {
     let store = store();
     put_order(&store, ORDER, "buyer", 1099);

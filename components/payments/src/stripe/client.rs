@@ -1,4 +1,5 @@
-//! [`StripeClient`]: the PaymentIntents and SetupIntents APIs over a [`Transport`].
+//! [`StripeClient`]: the PaymentIntents, SetupIntents and Customers APIs over a
+//! [`Transport`].
 //!
 //! Requests are built by hand as form bodies (`form_urlencoded`, already in the tree)
 //! rather than with async-stripe's builders: async-stripe 1.0.0-rc.10 follows a newer
@@ -17,8 +18,9 @@ use serde::de::DeserializeOwned;
 use spin_sdk::http::Method;
 
 use super::{
-    CURRENCY, HttpRequest, HttpResponse, NewPaymentIntent, NewSetupIntent, ORDER_ID_METADATA,
-    PaymentIntent, SetupIntent, Stripe, StripeError, Transport,
+    CURRENCY, Customer, HttpRequest, HttpResponse, NewCustomer, NewPaymentIntent, NewSetupIntent,
+    ORDER_ID_METADATA, PaymentIntent, SetupIntent, Stripe, StripeError, Transport,
+    USER_ID_METADATA,
 };
 
 /// Stripe's API when the variable `stripe_api_base` is unset.
@@ -60,7 +62,8 @@ impl Config {
     }
 }
 
-/// The PaymentIntents and SetupIntents APIs of the Stripe at `config.api_base`.
+/// The PaymentIntents, SetupIntents and Customers APIs of the Stripe at
+/// `config.api_base`.
 pub struct StripeClient<T> {
     config: Config,
     transport: T,
@@ -135,6 +138,11 @@ impl<T: Transport> Stripe for StripeClient<T> {
         self.call(self.request(Method::Post, "/v1/setup_intents", setup_form(setup)))
             .await
     }
+
+    async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, StripeError> {
+        self.call(self.request(Method::Post, "/v1/customers", customer_form(customer)))
+            .await
+    }
 }
 
 /// The form of `POST /v1/payment_intents`: only parameters localstripe also accepts.
@@ -146,6 +154,9 @@ fn create_form(intent: &NewPaymentIntent) -> String {
         // `return_url` (which localstripe would refuse).
         .append_pair("payment_method_types[]", "card")
         .append_pair(&format!("metadata[{ORDER_ID_METADATA}]"), &intent.order_id);
+    if let Some(customer) = &intent.customer {
+        form.append_pair("customer", customer);
+    }
     if let Some(method) = &intent.payment_method {
         form.append_pair("payment_method", method)
             .append_pair("confirm", "true");
@@ -157,11 +168,25 @@ fn create_form(intent: &NewPaymentIntent) -> String {
 /// (`customer`, `usage`, `payment_method_types`, `metadata`).
 fn setup_form(setup: &NewSetupIntent) -> String {
     form_urlencoded::Serializer::new(String::new())
+        // The PaymentMethod is attached to it on success, so it can pay a PaymentIntent
+        // that names the same Customer.
+        .append_pair("customer", &setup.customer)
         // The buyer is there (the card is used right away, by this order's payment).
         .append_pair("usage", "on_session")
         // Cards only, as for the PaymentIntent that will use the PaymentMethod.
         .append_pair("payment_method_types[]", "card")
         .append_pair(&format!("metadata[{ORDER_ID_METADATA}]"), &setup.order_id)
+        .finish()
+}
+
+/// The form of `POST /v1/customers`: metadata only (localstripe also accepts it).
+fn customer_form(customer: &NewCustomer) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .append_pair(&format!("metadata[{USER_ID_METADATA}]"), &customer.user_id)
+        .append_pair(
+            &format!("metadata[{ORDER_ID_METADATA}]"),
+            &customer.order_id,
+        )
         .finish()
 }
 
@@ -180,8 +205,8 @@ struct ErrorDetail {
     param: Option<String>,
 }
 
-/// The object (a PaymentIntent, a SetupIntent), or the error Stripe's status and body
-/// describe.
+/// The object (a PaymentIntent, a SetupIntent, a Customer), or the error Stripe's
+/// status and body describe.
 fn interpret<O: DeserializeOwned>(response: HttpResponse) -> Result<O, StripeError> {
     let status = response.status;
     if (200..300).contains(&status) {

@@ -1,6 +1,6 @@
 //! Stripe, as far as payments uses it: create and retrieve PaymentIntents, create
-//! SetupIntents (for the browser to turn a card into a PaymentMethod), and check the
-//! signature of its webhooks.
+//! Customers and SetupIntents (for the browser to turn a card into a PaymentMethod
+//! attached to the order's Customer), and check the signature of its webhooks.
 //!
 //! Handlers depend on the [`Stripe`] trait, so they are tested natively with a fake.
 //! [`StripeClient`] implements it over HTTP: form-encoded requests, responses parsed
@@ -27,6 +27,9 @@ pub const CURRENCY: &str = "usd";
 /// Metadata key of a PaymentIntent that names its order (read back by the webhook).
 pub const ORDER_ID_METADATA: &str = "orderId";
 
+/// Metadata key of a Customer that names the buyer (for tracing only).
+pub const USER_ID_METADATA: &str = "userId";
+
 /// A PaymentIntent to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPaymentIntent {
@@ -37,16 +40,39 @@ pub struct NewPaymentIntent {
     /// With a payment method the intent is confirmed at once (charged); without, the
     /// browser confirms it with the client secret.
     pub payment_method: Option<String>,
+    /// The order's Customer (`cus_…`), when it has one: a PaymentMethod that a
+    /// SetupIntent attached to it can only be used together with it.
+    pub customer: Option<String>,
     /// Stripe's `Idempotency-Key`: a retry with the same key gets the first answer.
     pub idempotency_key: String,
 }
 
 /// A SetupIntent to create: on-session, cards only, for the browser to confirm with
-/// Stripe.js (`confirmCardSetup`), which turns the card into a PaymentMethod (`pm_…`).
+/// Stripe.js (`confirmCardSetup`), which turns the card into a PaymentMethod (`pm_…`)
+/// attached to `customer`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSetupIntent {
+    /// The order's Customer (`cus_…`). Stripe refuses to charge a PaymentMethod that a
+    /// SetupIntent without a Customer confirmed (`payment_method_used_without_customer`).
+    pub customer: String,
     /// The order the card is for (stored as metadata, for tracing only).
     pub order_id: String,
+}
+
+/// A Customer to create: one per order, owning the PaymentMethods its SetupIntents make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    /// The buyer (stored as metadata, for tracing only).
+    pub user_id: String,
+    /// The order (stored as metadata, for tracing only).
+    pub order_id: String,
+}
+
+/// What payments reads of a Customer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Customer {
+    /// `cus_…`.
+    pub id: String,
 }
 
 /// What payments reads of a SetupIntent.
@@ -204,6 +230,12 @@ pub trait Stripe {
         &self,
         setup: &NewSetupIntent,
     ) -> impl Future<Output = Result<SetupIntent, StripeError>>;
+
+    /// `POST /v1/customers`: a fresh Customer each time (no idempotency key).
+    fn create_customer(
+        &self,
+        customer: &NewCustomer,
+    ) -> impl Future<Output = Result<Customer, StripeError>>;
 }
 
 impl<S: Stripe + ?Sized> Stripe for &S {
@@ -226,6 +258,13 @@ impl<S: Stripe + ?Sized> Stripe for &S {
         setup: &NewSetupIntent,
     ) -> impl Future<Output = Result<SetupIntent, StripeError>> {
         (**self).create_setup_intent(setup)
+    }
+
+    fn create_customer(
+        &self,
+        customer: &NewCustomer,
+    ) -> impl Future<Output = Result<Customer, StripeError>> {
+        (**self).create_customer(customer)
     }
 }
 

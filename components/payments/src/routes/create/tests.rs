@@ -49,6 +49,8 @@ fn a_card_payment_is_charged_recorded_and_announced() {
             amount_cents: 1099,
             order_id: ORDER.into(),
             payment_method: Some("pm_card_visa".into()),
+            // No card was set up for the order: no Customer, as before Customers.
+            customer: None,
             idempotency_key: key("pm_card_visa"),
         }]
     );
@@ -68,6 +70,54 @@ fn a_card_payment_is_charged_recorded_and_announced() {
 }
 
 #[test]
+fn a_card_set_up_for_the_order_is_charged_with_the_orders_customer() {
+    let deps = placed();
+    put_order(&deps.payments, OTHER_ORDER, "buyer", 500);
+    deps.payments
+        .remember_customer(&order_id(ORDER), "cus_of_order", NOW)
+        .unwrap();
+    deps.payments
+        .remember_customer(&order_id(OTHER_ORDER), "cus_of_other", NOW)
+        .unwrap();
+
+    let response = pay(&deps, Some("buyer"), with_card("pm_1SetUp")).unwrap();
+
+    assert_eq!(*response.status(), 201);
+    assert_eq!(
+        deps.stripe.creates(),
+        [NewPaymentIntent {
+            amount_cents: 1099,
+            order_id: ORDER.into(),
+            payment_method: Some("pm_1SetUp".into()),
+            customer: Some("cus_of_order".into()),
+            // The key is unchanged: the order's and the payment method's.
+            idempotency_key: key("pm_1SetUp"),
+        }]
+    );
+}
+
+#[test]
+fn setting_up_then_paying_uses_one_customer() {
+    let deps = placed();
+    for _ in 0..2 {
+        crate::testing::run(crate::routes::setup::handle(
+            &request(
+                Method::Post,
+                "/api/payments/setup",
+                Some("buyer"),
+                Some(json!({"orderId": ORDER})),
+            ),
+            &deps,
+        ))
+        .unwrap();
+    }
+    pay(&deps, Some("buyer"), with_card("pm_1SetUp")).unwrap();
+    assert_eq!(deps.stripe.new_customers().len(), 1);
+    let [created] = deps.stripe.creates().try_into().unwrap();
+    assert_eq!(created.customer.as_deref(), Some("cus_fake1"));
+}
+
+#[test]
 fn without_a_token_the_browser_gets_a_client_secret_and_nothing_is_recorded() {
     let deps = placed();
 
@@ -80,6 +130,7 @@ fn without_a_token_the_browser_gets_a_client_secret_and_nothing_is_recorded() {
     );
     let [created] = deps.stripe.creates().try_into().unwrap();
     assert_eq!(created.payment_method, None);
+    assert_eq!(created.customer, None);
     assert_eq!(created.idempotency_key, format!("pi-create-{ORDER}"));
     assert_eq!(deps.payments.payment_of(&order_id(ORDER)).unwrap(), None);
     assert!(outbox(&deps.payments).is_empty());

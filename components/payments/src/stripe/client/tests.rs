@@ -62,6 +62,7 @@ fn intent(payment_method: Option<&str>) -> NewPaymentIntent {
         amount_cents: 1099,
         order_id: "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5".into(),
         payment_method: payment_method.map(str::to_owned),
+        customer: None,
         idempotency_key: "pi-create-9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5-pm_card_visa".into(),
     }
 }
@@ -149,6 +150,28 @@ fn creating_and_confirming_sends_the_form_localstripe_accepts() {
 }
 
 #[test]
+fn the_orders_customer_is_named_next_to_the_payment_method() {
+    let transport = Recording::answering(200, SUCCEEDED);
+    let with_customer = NewPaymentIntent {
+        customer: Some("cus_Qw3rTy5xYz12ab".into()),
+        ..intent(Some("pm_1ABCdef"))
+    };
+    block_on(client(&transport).create_payment_intent(&with_customer)).unwrap();
+    let request = &transport.requests.borrow()[0];
+    assert_eq!(
+        String::from_utf8(request.body.clone()).unwrap(),
+        "amount=1099&currency=usd&payment_method_types%5B%5D=card\
+         &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5\
+         &customer=cus_Qw3rTy5xYz12ab&payment_method=pm_1ABCdef&confirm=true"
+    );
+    // The key stays the order's and the payment method's.
+    assert_eq!(
+        request.header("idempotency-key"),
+        Some("pi-create-9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5-pm_card_visa")
+    );
+}
+
+#[test]
 fn without_a_payment_method_the_intent_is_only_created() {
     let transport = Recording::answering(200, REQUIRES_PAYMENT_METHOD);
     let intent = block_on(client(&transport).create_payment_intent(&intent(None))).unwrap();
@@ -181,7 +204,7 @@ fn retrieving_gets_the_intent() {
 /// localstripe's answer to `POST /v1/setup_intents`.
 const SETUP_INTENT: &str = r#"{
   "client_secret": "seti_4Mm5Xq3TlyCgSw_secret_1Xb7Vq0P2lGdNwHc",
-  "customer": null,
+  "customer": "cus_Qw3rTy5xYz12ab",
   "id": "seti_4Mm5Xq3TlyCgSw",
   "metadata": {"orderId": "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"},
   "next_action": null,
@@ -195,12 +218,13 @@ const SETUP_INTENT: &str = r#"{
 
 fn new_setup() -> NewSetupIntent {
     NewSetupIntent {
+        customer: "cus_Qw3rTy5xYz12ab".into(),
         order_id: "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5".into(),
     }
 }
 
 #[test]
-fn a_setup_intent_is_created_on_session_for_cards() {
+fn a_setup_intent_is_created_on_session_for_cards_of_the_customer() {
     let transport = Recording::answering(200, SETUP_INTENT);
     let setup = block_on(client(&transport).create_setup_intent(&new_setup())).unwrap();
 
@@ -224,9 +248,81 @@ fn a_setup_intent_is_created_on_session_for_cards() {
     assert_eq!(request.header("idempotency-key"), None);
     assert_eq!(
         String::from_utf8(request.body.clone()).unwrap(),
-        "usage=on_session&payment_method_types%5B%5D=card\
+        "customer=cus_Qw3rTy5xYz12ab&usage=on_session&payment_method_types%5B%5D=card\
          &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"
     );
+}
+
+/// localstripe's answer to `POST /v1/customers`.
+const CUSTOMER: &str = r#"{
+  "account_balance": 0,
+  "created": 1795498177,
+  "currency": "eur",
+  "default_source": null,
+  "id": "cus_hFjoDb0uW3GcZm",
+  "invoice_settings": {"default_payment_method": null},
+  "livemode": false,
+  "metadata": {"orderId": "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5", "userId": "42"},
+  "object": "customer",
+  "sources": {"data": [], "has_more": false, "object": "list", "total_count": 0}
+}
+"#;
+
+fn new_customer() -> NewCustomer {
+    NewCustomer {
+        user_id: "42".into(),
+        order_id: "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5".into(),
+    }
+}
+
+#[test]
+fn a_customer_is_created_with_its_buyer_and_order_as_metadata() {
+    let transport = Recording::answering(200, CUSTOMER);
+    let customer = block_on(client(&transport).create_customer(&new_customer())).unwrap();
+
+    assert_eq!(customer.id, "cus_hFjoDb0uW3GcZm");
+    let requests = transport.requests.borrow();
+    let [request] = requests.as_slice() else {
+        panic!("expected one request, got {requests:?}");
+    };
+    assert_eq!(request.method, Method::Post);
+    assert_eq!(request.url, "http://127.0.0.1:8420/v1/customers");
+    assert_eq!(request.header("authorization"), Some("Bearer sk_test_123"));
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(request.header("idempotency-key"), None);
+    assert_eq!(
+        String::from_utf8(request.body.clone()).unwrap(),
+        "metadata%5BuserId%5D=42\
+         &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"
+    );
+}
+
+#[test]
+fn customer_failures_are_read_like_the_others() {
+    let customer_error = |status: u16, body: &str| {
+        let transport = Recording::answering(status, body);
+        block_on(client(&transport).create_customer(&new_customer())).unwrap_err()
+    };
+    assert!(matches!(
+        customer_error(400, r#"{"error": {"message": "Unexpected foo"}}"#),
+        StripeError::Rejected { status: 400, .. }
+    ));
+    assert!(matches!(
+        customer_error(502, ""),
+        StripeError::Unavailable(_)
+    ));
+    assert!(matches!(
+        customer_error(200, r#"{"object": "customer"}"#),
+        StripeError::Unexpected(_)
+    ));
+    let transport = Recording::failing("connection refused");
+    assert!(matches!(
+        block_on(client(&transport).create_customer(&new_customer())),
+        Err(StripeError::Unavailable(_))
+    ));
 }
 
 #[test]
