@@ -136,3 +136,30 @@ async fn etag_revalidation_head_and_json_404s() {
         );
     }
 }
+
+#[tokio::test]
+async fn spins_health_check_is_answered_by_the_host_not_the_catch_all() {
+    let market = Marketplace::start();
+    let http = market.client();
+    let health = http
+        .get(market.url("/.well-known/spin/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.text().await.unwrap(), "OK");
+    let info = body(
+        http.get(market.url("/.well-known/spin/info"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(info["host"], "tessera");
+    let other = http
+        .get(market.url("/.well-known/spin/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+}

@@ -154,6 +154,9 @@ impl HttpServer {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let (response, component) = match self.router.route(&path) {
+            // Spin reserves these paths for itself, ahead of any component's route
+            // (a `/...` catch-all included); Kubernetes probes use the health check.
+            _ if path.starts_with(WELL_KNOWN) => (well_known(&path), None),
             None => (error_response(StatusCode::NOT_FOUND, "Not Found"), None),
             Some((route, target, matched)) => {
                 let response = match self.dispatch(req, client, route, target, matched).await {
@@ -345,19 +348,46 @@ impl Failure {
     }
 }
 
+/// The path prefix Spin keeps for the host.
+const WELL_KNOWN: &str = "/.well-known/spin/";
+
+/// Spin's host endpoints: `health` (200 `OK`, what SpinKube's readiness and liveness
+/// checks call) and `info` (the host and its version); anything else under the prefix
+/// is the usual JSON 404.
+fn well_known(path: &str) -> Response<HyperOutgoingBody> {
+    let (content_type, body) = match &path[WELL_KNOWN.len()..] {
+        "health" => ("text/plain", "OK".to_owned()),
+        "info" => (
+            "application/json",
+            serde_json::json!({ "host": "tessera", "version": env!("CARGO_PKG_VERSION") })
+                .to_string(),
+        ),
+        _ => return error_response(StatusCode::NOT_FOUND, "Not Found"),
+    };
+    host_response(StatusCode::OK, content_type, body)
+}
+
 /// Host-generated errors use the same JSON error body as the services.
 pub fn error_response(status: StatusCode, message: &str) -> Response<HyperOutgoingBody> {
     let body = serde_json::json!({ "errors": [{ "message": message }] }).to_string();
+    host_response(status, "application/json", body)
+}
+
+/// A response the host writes itself (no component involved).
+fn host_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<HyperOutgoingBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
