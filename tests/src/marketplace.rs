@@ -245,6 +245,30 @@ impl Marketplace {
         body(resp).await
     }
 
+    /// A seller lists a ticket at `price`; a buyer orders it (201). Emails are derived
+    /// from the price, so one app can hold several deals at different prices.
+    pub async fn ordered_ticket(&self, price: f64) -> Deal {
+        let tag = price.to_string().replace('.', "-");
+        let seller = self.client();
+        self.sign_up(&seller, &format!("seller-{tag}@example.com"))
+            .await;
+        let ticket_id = self.sell(&seller, "Concert", price).await["id"]
+            .as_str()
+            .expect("ticket id")
+            .to_owned();
+        let buyer = self.client();
+        self.sign_up(&buyer, &format!("buyer-{tag}@example.com"))
+            .await;
+        let (status, order) = self.order_when_known(&buyer, &ticket_id).await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        let order_id = order["id"].as_str().expect("order id").to_owned();
+        Deal {
+            buyer,
+            ticket_id,
+            order_id,
+        }
+    }
+
     /// Orders `ticket_id`, retrying while the orders service has not yet heard of the
     /// ticket (404): events are asynchronous.
     pub async fn order_when_known(&self, client: &Client, ticket_id: &str) -> (StatusCode, Value) {
@@ -283,4 +307,12 @@ impl Marketplace {
         let status = resp.status();
         (status, body(resp).await)
     }
+}
+
+/// A ticket a buyer has just ordered (see [`Marketplace::ordered_ticket`]).
+pub struct Deal {
+    /// The buyer's signed-in client.
+    pub buyer: Client,
+    pub ticket_id: String,
+    pub order_id: String,
 }

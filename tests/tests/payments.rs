@@ -7,44 +7,10 @@ use hmac::{Hmac, Mac};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tessera_blackbox::marketplace::{
-    Marketplace, STRIPE_WEBHOOK_SECRET, body, eventually, messages,
+    Deal, Marketplace, STRIPE_WEBHOOK_SECRET, body, eventually, messages,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-struct Deal {
-    buyer: Client,
-    ticket_id: String,
-    order_id: String,
-}
-
-/// A seller lists a ticket at `price`; a buyer orders it.
-async fn ordered_ticket(m: &Marketplace, price: f64) -> Deal {
-    let seller = m.client();
-    m.sign_up(
-        &seller,
-        &format!("seller-{}@example.com", price.to_string().replace('.', "-")),
-    )
-    .await;
-    let ticket_id = m.sell(&seller, "Concert", price).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let buyer = m.client();
-    m.sign_up(
-        &buyer,
-        &format!("buyer-{}@example.com", price.to_string().replace('.', "-")),
-    )
-    .await;
-    let (status, order) = m.order_when_known(&buyer, &ticket_id).await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let order_id = order["id"].as_str().unwrap().to_owned();
-    Deal {
-        buyer,
-        ticket_id,
-        order_id,
-    }
-}
 
 async fn pay(
     m: &Marketplace,
@@ -172,7 +138,7 @@ async fn confirm_card_setup(m: &Marketplace, client_secret: &str) -> (StatusCode
 #[tokio::test]
 async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
     let m = Marketplace::start();
-    let deal = ordered_ticket(&m, 7.25).await;
+    let deal = m.ordered_ticket(7.25).await;
 
     let (status, setup_body) = setup(&m, &deal.buyer, &deal.order_id).await;
     assert_eq!(status, StatusCode::CREATED, "{setup_body}");
@@ -271,7 +237,7 @@ async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
 #[tokio::test]
 async fn setup_checks_the_order_as_paying_does() {
     let m = Marketplace::start();
-    let deal = ordered_ticket(&m, 6.5).await;
+    let deal = m.ordered_ticket(6.5).await;
     let stranger = m.client();
     m.sign_up(&stranger, "setup-stranger@example.com").await;
 
@@ -312,7 +278,7 @@ async fn ticket(m: &Marketplace, id: &str) -> Value {
 #[tokio::test]
 async fn the_whole_journey_charges_the_price_in_cents_once() {
     let m = Marketplace::start();
-    let deal = ordered_ticket(&m, 10.99).await;
+    let deal = m.ordered_ticket(10.99).await;
 
     let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
@@ -366,7 +332,7 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
 #[tokio::test]
 async fn payment_rules_are_checked_in_order() {
     let m = Marketplace::start();
-    let deal = ordered_ticket(&m, 5.0).await;
+    let deal = m.ordered_ticket(5.0).await;
     let stranger = m.client();
     m.sign_up(&stranger, "stranger@example.com").await;
 
@@ -420,7 +386,7 @@ async fn payment_rules_are_checked_in_order() {
 #[tokio::test]
 async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
     let m = Marketplace::start();
-    let deal = ordered_ticket(&m, 12.34).await;
+    let deal = m.ordered_ticket(12.34).await;
     let (status, declined) = pay(
         &m,
         &deal.buyer,
@@ -466,10 +432,10 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
 #[tokio::test]
 async fn unpaid_orders_expire_and_paid_ones_never_do() {
     let m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2")]);
-    let paid = ordered_ticket(&m, 3.0).await;
+    let paid = m.ordered_ticket(3.0).await;
     let (status, _) = pay(&m, &paid.buyer, &paid.order_id, Some("pm_card_visa")).await;
     assert_eq!(status, StatusCode::CREATED);
-    let unpaid = ordered_ticket(&m, 4.0).await;
+    let unpaid = m.ordered_ticket(4.0).await;
 
     // The unpaid order is cancelled soon after its deadline and its ticket is free again.
     wait_for_status(&m, &unpaid.buyer, &unpaid.order_id, "cancelled").await;
@@ -498,7 +464,7 @@ async fn unpaid_orders_expire_and_paid_ones_never_do() {
 #[tokio::test]
 async fn an_order_still_expires_on_time_across_an_app_restart() {
     let mut m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "5")]);
-    let deal = ordered_ticket(&m, 6.0).await;
+    let deal = m.ordered_ticket(6.0).await;
     // Once expiration has scheduled the deadline in Redis (the sorted-set entry and the
     // timer key whose expiry wakes it), the whole app goes down and comes back.
     let timer = format!("expiration:order:{}", deal.order_id);
@@ -537,7 +503,7 @@ fn signed(payload: &str, secret: &str) -> String {
 #[tokio::test]
 async fn webhook_checks_the_signature_and_records_a_payment_once() {
     let m = Marketplace::start();
-    let deal = ordered_ticket(&m, 8.5).await;
+    let deal = m.ordered_ticket(8.5).await;
     let (status, intent) = pay(&m, &deal.buyer, &deal.order_id, None).await;
     assert_eq!(status, StatusCode::CREATED, "{intent}");
     assert!(intent["clientSecret"].is_string());
@@ -633,23 +599,16 @@ async fn a_stripe_that_never_answers_is_a_503_before_the_request_deadline() {
         ("SPIN_VARIABLE_STRIPE_API_BASE", hung_base.as_str()),
         ("TESSERA_REQUEST_TIMEOUT", "3s"),
     ]);
-    let seller = m.client();
-    m.sign_up(&seller, "seller@example.com").await;
-    let ticket = m.sell(&seller, "Hung", 12.0).await;
-    let buyer = m.client();
-    m.sign_up(&buyer, "buyer@example.com").await;
-    let (status, order) = m
-        .order_when_known(&buyer, ticket["id"].as_str().expect("ticket id"))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let order_id = order["id"].as_str().expect("order id");
+    let Deal {
+        buyer, order_id, ..
+    } = m.ordered_ticket(12.0).await;
 
     let started = std::time::Instant::now();
     let resp = m
         .post(
             &buyer,
             "/api/payments",
-            json!({"orderId": order_id, "token": "pm_card_visa"}),
+            json!({"orderId": &order_id, "token": "pm_card_visa"}),
         )
         .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tessera_blackbox::marketplace::{Marketplace, body, eventually};
+use tessera_blackbox::marketplace::{Deal, Marketplace, body, eventually};
 use tessera_blackbox::{RegistryServer, free_port, run_tessera, workspace_root};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -272,15 +272,9 @@ async fn journey(m: &Marketplace) {
     assert_eq!(page.status(), StatusCode::OK);
     assert_eq!(page.text().await.expect("page"), index);
 
-    let seller = m.client();
-    m.sign_up(&seller, "seller@example.com").await;
-    let ticket = m.sell(&seller, "Concert", 25.5).await;
-    let ticket_id = ticket["id"].as_str().expect("ticket id");
-    let buyer = m.client();
-    m.sign_up(&buyer, "buyer@example.com").await;
-    let (status, order) = m.order_when_known(&buyer, ticket_id).await;
-    assert_eq!(status, StatusCode::CREATED, "{order}");
-    let order_id = order["id"].as_str().expect("order id").to_owned();
+    let Deal {
+        buyer, order_id, ..
+    } = m.ordered_ticket(25.5).await;
     let resp = m
         .post(
             &buyer,
