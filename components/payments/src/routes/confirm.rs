@@ -10,11 +10,9 @@
 
 use common::sqlite::Database;
 use common::{ApiError, json};
-use serde::Deserialize;
-use serde_json::Value;
 use spin_sdk::http::{Request, Response};
 
-use super::{Deps, Pause, PaymentBody, order_id_field, stripe_failure};
+use super::{Deps, Pause, PaymentBody, stripe_failure};
 use crate::domain::Payment;
 use crate::store::Recorded;
 use crate::stripe::{IntentStatus, Stripe};
@@ -28,22 +26,13 @@ pub const NOT_COMPLETE: &str = "Payment is not complete";
 /// How many of an order's PaymentIntents are checked (each is one Stripe call).
 const MAX_INTENTS: u64 = 3;
 
-#[derive(Deserialize)]
-struct Input {
-    #[serde(default, rename = "orderId")]
-    order_id: Option<Value>,
-}
-
 /// Records the payment of one of the caller's orders if Stripe says it succeeded.
 pub async fn handle<D: Database, S: Stripe, P: Pause>(
     req: &Request,
     deps: &Deps<D, S, P>,
 ) -> Result<Response, ApiError> {
-    let user = deps.user(req)?;
-    let input: Input = json::parse_body(req.body())?;
-    let raw_id =
-        order_id_field(input.order_id.as_ref()).map_err(|err| ApiError::Validation(vec![err]))?;
-    let (order, _) = deps.buyers_order(raw_id, &user)?;
+    let (user, raw_id) = deps.caller_and_order_id(req)?;
+    let (order, _) = deps.buyers_order(&raw_id, &user)?;
     if let Some(payment) = deps.payments.payment_of(&order.id)? {
         return Ok(json::json_response(200, &PaymentBody::from(&payment)));
     }
@@ -83,7 +72,7 @@ mod tests {
     use crate::routes::create;
     use crate::testing::*;
     use common::events::{Event, OrderStatus};
-    use serde_json::json;
+    use serde_json::{Value, json};
     use spin_sdk::http::Method;
 
     fn confirm(deps: &TestDeps, user: Option<&str>, body: Value) -> Result<Response, ApiError> {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use common::http::cookie_header;
 use common::session::{Claims, current_user_at};
 use common::sqlite::Database;
-use common::{ApiError, FieldError};
+use common::{ApiError, FieldError, json};
 use serde::Serialize;
 use serde_json::Value;
 use spin_sdk::http::Request;
@@ -71,6 +71,16 @@ impl<D: Database, S: Stripe, P: Pause> Deps<D, S, P> {
             .ok_or(ApiError::NotAuthorized)
     }
 
+    /// The caller and the raw order id of an `{orderId}` body: 401 not signed in, then
+    /// 400 for a body that is not JSON or lacks `orderId`.
+    fn caller_and_order_id(&self, req: &Request) -> Result<(Claims, String), ApiError> {
+        let user = self.user(req)?;
+        let input: OrderIdBody = json::parse_body(req.body())?;
+        let raw_id = order_id_field(input.order_id.as_ref())
+            .map_err(|err| ApiError::Validation(vec![err]))?;
+        Ok((user, raw_id.to_owned()))
+    }
+
     /// Order `raw_id` with its terms, if it is `user`'s: 404 when malformed, unknown, or
     /// known only from a status event (no buyer to check yet); 401 when someone else's.
     fn buyers_order(&self, raw_id: &str, user: &Claims) -> Result<(Order, Terms), ApiError> {
@@ -122,6 +132,14 @@ fn order_id_field(value: Option<&Value>) -> Result<&str, FieldError> {
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .ok_or_else(|| FieldError::new("orderId", ORDER_ID_REQUIRED))
+}
+
+/// A body that names only an order; the value stays raw so that a missing or mistyped
+/// one gets the field's message.
+#[derive(serde::Deserialize)]
+struct OrderIdBody {
+    #[serde(default, rename = "orderId")]
+    order_id: Option<Value>,
 }
 
 /// `token` of a request body: absent or `null` for none, else a payment method id.

@@ -21,20 +21,13 @@
 
 use common::sqlite::Database;
 use common::{ApiError, json};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 use spin_sdk::http::{Request, Response};
 
 use super::create::payable_order;
-use super::{Deps, Pause, order_id_field, stripe_failure};
+use super::{Deps, Pause, stripe_failure};
 use crate::domain::{Order, Terms};
 use crate::stripe::{NewCustomer, NewSetupIntent, Stripe};
-
-#[derive(Deserialize)]
-struct Input {
-    #[serde(default, rename = "orderId")]
-    order_id: Option<Value>,
-}
 
 /// `{clientSecret}` of the SetupIntent.
 #[derive(Debug, Serialize)]
@@ -48,11 +41,8 @@ pub async fn handle<D: Database, S: Stripe, P: Pause>(
     req: &Request,
     deps: &Deps<D, S, P>,
 ) -> Result<Response, ApiError> {
-    let user = deps.user(req)?;
-    let input: Input = json::parse_body(req.body())?;
-    let raw_id =
-        order_id_field(input.order_id.as_ref()).map_err(|err| ApiError::Validation(vec![err]))?;
-    let (order, terms) = payable_order(deps, raw_id, &user)?;
+    let (user, raw_id) = deps.caller_and_order_id(req)?;
+    let (order, terms) = payable_order(deps, &raw_id, &user)?;
     let request = NewSetupIntent {
         customer: order_customer(deps, &order, &terms).await?,
         order_id: order.id.to_string(),
@@ -116,7 +106,7 @@ mod tests {
 
     use common::events::OrderStatus;
     use common::sqlite::testing::MemoryDb;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use spin_sdk::http::Method;
 
     use super::*;
