@@ -57,6 +57,26 @@ fn client(transport: &Recording) -> StripeClient<&Recording> {
     StripeClient::new(config(), transport)
 }
 
+/// The only request sent, checked to be an authenticated form POST to `path`.
+fn one_form_post<'a>(requests: &'a [HttpRequest], path: &str) -> &'a HttpRequest {
+    let [request] = requests else {
+        panic!("expected one request, got {requests:?}");
+    };
+    assert_eq!(request.method, Method::Post);
+    assert_eq!(request.url, format!("http://127.0.0.1:8420{path}"));
+    assert_eq!(request.header("authorization"), Some("Bearer sk_test_123"));
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    request
+}
+
+/// A request's form body as text.
+fn body_of(request: &HttpRequest) -> String {
+    String::from_utf8(request.body.clone()).expect("a UTF-8 form body")
+}
+
 fn intent(payment_method: Option<&str>) -> NewPaymentIntent {
     NewPaymentIntent {
         amount_cents: 1099,
@@ -127,22 +147,13 @@ fn creating_and_confirming_sends_the_form_localstripe_accepts() {
     );
 
     let requests = transport.requests.borrow();
-    let [request] = requests.as_slice() else {
-        panic!("expected one request, got {requests:?}");
-    };
-    assert_eq!(request.method, Method::Post);
-    assert_eq!(request.url, "http://127.0.0.1:8420/v1/payment_intents");
-    assert_eq!(request.header("authorization"), Some("Bearer sk_test_123"));
-    assert_eq!(
-        request.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
+    let request = one_form_post(&requests, "/v1/payment_intents");
     assert_eq!(
         request.header("idempotency-key"),
         Some("pi-create-9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5-pm_card_visa")
     );
     assert_eq!(
-        String::from_utf8(request.body.clone()).unwrap(),
+        body_of(request),
         "amount=1099&currency=usd&payment_method_types%5B%5D=card\
          &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5\
          &payment_method=pm_card_visa&confirm=true"
@@ -159,7 +170,7 @@ fn the_orders_customer_is_named_next_to_the_payment_method() {
     block_on(client(&transport).create_payment_intent(&with_customer)).unwrap();
     let request = &transport.requests.borrow()[0];
     assert_eq!(
-        String::from_utf8(request.body.clone()).unwrap(),
+        body_of(request),
         "amount=1099&currency=usd&payment_method_types%5B%5D=card\
          &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5\
          &customer=cus_Qw3rTy5xYz12ab&payment_method=pm_1ABCdef&confirm=true"
@@ -180,7 +191,7 @@ fn without_a_payment_method_the_intent_is_only_created() {
         intent.client_secret.as_deref(),
         Some("pi_mons3ukPuVwf8d_secret_NHJX6cJ7ksZ81EbP")
     );
-    let body = String::from_utf8(transport.requests.borrow()[0].body.clone()).unwrap();
+    let body = body_of(&transport.requests.borrow()[0]);
     assert!(!body.contains("confirm"), "{body}");
     assert!(!body.contains("payment_method="), "{body}");
 }
@@ -234,20 +245,11 @@ fn a_setup_intent_is_created_on_session_for_cards_of_the_customer() {
         Some("seti_4Mm5Xq3TlyCgSw_secret_1Xb7Vq0P2lGdNwHc")
     );
     let requests = transport.requests.borrow();
-    let [request] = requests.as_slice() else {
-        panic!("expected one request, got {requests:?}");
-    };
-    assert_eq!(request.method, Method::Post);
-    assert_eq!(request.url, "http://127.0.0.1:8420/v1/setup_intents");
-    assert_eq!(request.header("authorization"), Some("Bearer sk_test_123"));
-    assert_eq!(
-        request.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
+    let request = one_form_post(&requests, "/v1/setup_intents");
     // A fresh intent each time: no key that would replay an earlier one.
     assert_eq!(request.header("idempotency-key"), None);
     assert_eq!(
-        String::from_utf8(request.body.clone()).unwrap(),
+        body_of(request),
         "customer=cus_Qw3rTy5xYz12ab&usage=on_session&payment_method_types%5B%5D=card\
          &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"
     );
@@ -282,19 +284,10 @@ fn a_customer_is_created_with_its_buyer_and_order_as_metadata() {
 
     assert_eq!(customer.id, "cus_hFjoDb0uW3GcZm");
     let requests = transport.requests.borrow();
-    let [request] = requests.as_slice() else {
-        panic!("expected one request, got {requests:?}");
-    };
-    assert_eq!(request.method, Method::Post);
-    assert_eq!(request.url, "http://127.0.0.1:8420/v1/customers");
-    assert_eq!(request.header("authorization"), Some("Bearer sk_test_123"));
-    assert_eq!(
-        request.header("content-type"),
-        Some("application/x-www-form-urlencoded")
-    );
+    let request = one_form_post(&requests, "/v1/customers");
     assert_eq!(request.header("idempotency-key"), None);
     assert_eq!(
-        String::from_utf8(request.body.clone()).unwrap(),
+        body_of(request),
         "metadata%5BuserId%5D=42\
          &metadata%5BorderId%5D=9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"
     );
