@@ -43,25 +43,20 @@ async fn wait_for_status(m: &Marketplace, buyer: &Client, order_id: &str, want: 
 
 /// Every PaymentIntent localstripe holds for `amount` cents.
 async fn payment_intents(m: &Marketplace, amount: u64) -> Vec<Value> {
-    let list: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/v1/payment_intents?limit=100",
-            m.stripe.base_url()
-        ))
-        .bearer_auth("sk_test_black_box")
-        .send()
+    stripe_list(m, "payment_intents")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    list["data"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
         .into_iter()
         .filter(|pi| pi["amount"] == amount)
         .collect()
+}
+
+/// How many PaymentIntents of `amount` cents succeeded (were charged).
+async fn succeeded_charges(m: &Marketplace, amount: u64) -> usize {
+    payment_intents(m, amount)
+        .await
+        .iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count()
 }
 
 /// `GET {path}` at localstripe with the app's secret key.
@@ -77,16 +72,20 @@ async fn stripe_get(m: &Marketplace, path: &str) -> Value {
         .unwrap()
 }
 
+/// Every object of one kind (`payment_intents`, `customers`, …) localstripe holds.
+async fn stripe_list(m: &Marketplace, kind: &str) -> Vec<Value> {
+    let list = stripe_get(m, &format!("/v1/{kind}?limit=100")).await;
+    list["data"].as_array().cloned().unwrap_or_default()
+}
+
 /// Every SetupIntent localstripe holds.
 async fn setup_intents(m: &Marketplace) -> Vec<Value> {
-    let list = stripe_get(m, "/v1/setup_intents?limit=100").await;
-    list["data"].as_array().cloned().unwrap_or_default()
+    stripe_list(m, "setup_intents").await
 }
 
 /// Every Customer localstripe holds.
 async fn customers(m: &Marketplace) -> Vec<Value> {
-    let list = stripe_get(m, "/v1/customers?limit=100").await;
-    list["data"].as_array().cloned().unwrap_or_default()
+    stripe_list(m, "customers").await
 }
 
 /// `POST /api/payments/setup` for `order_id` as `client`.
@@ -375,12 +374,7 @@ async fn payment_rules_are_checked_in_order() {
             vec!["Cannot pay for an cancelled order".to_owned()]
         )
     );
-    let charged = payment_intents(&m, 500)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count();
-    assert_eq!(charged, 0, "nothing was charged");
+    assert_eq!(succeeded_charges(&m, 500).await, 0, "nothing was charged");
 }
 
 #[tokio::test]
@@ -421,12 +415,7 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
         );
     }
     wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
-    let succeeded = payment_intents(&m, 1234)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count();
-    assert_eq!(succeeded, 1, "charged exactly once");
+    assert_eq!(succeeded_charges(&m, 1234).await, 1, "charged exactly once");
 }
 
 #[tokio::test]
