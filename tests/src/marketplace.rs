@@ -245,6 +245,23 @@ impl Marketplace {
         body(resp).await
     }
 
+    /// Asserts that each `(method, path)` is answered with the marketplace's JSON 404.
+    pub async fn assert_json_404s(&self, client: &Client, cases: &[(reqwest::Method, &str)]) {
+        for (method, path) in cases {
+            let resp = client
+                .request(method.clone(), self.url(path))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
+            assert_eq!(
+                body(resp).await,
+                json!({"errors": [{"message": "Not Found"}]}),
+                "{method} {path}"
+            );
+        }
+    }
+
     /// A seller lists a ticket at `price`; a buyer orders it (201). Emails are derived
     /// from the price, so one app can hold several deals at different prices.
     pub async fn ordered_ticket(&self, price: f64) -> Deal {

@@ -305,22 +305,15 @@ async fn bad_requests_get_clear_4xx_errors() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
 
-    for (method, path) in [
-        ("GET", "/api/users/signup"),
-        ("POST", "/api/users/nope"),
-        ("DELETE", "/api/users/currentuser"),
-    ] {
-        let resp = client
-            .request(method.parse().unwrap(), m.url(path))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
-        assert_eq!(
-            body(resp).await,
-            json!({"errors": [{"message": "Not Found"}]})
-        );
-    }
+    m.assert_json_404s(
+        &client,
+        &[
+            (reqwest::Method::GET, "/api/users/signup"),
+            (reqwest::Method::POST, "/api/users/nope"),
+            (reqwest::Method::DELETE, "/api/users/currentuser"),
+        ],
+    )
+    .await;
     assert!(
         !m.app.logs().contains("status=5"),
         "no 5xx for bad input:\n{}",

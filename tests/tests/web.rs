@@ -114,27 +114,19 @@ async fn etag_revalidation_head_and_json_404s() {
 
     // Missing assets, traversal, unknown API paths and other methods: the API's JSON 404,
     // never the page.
-    let cases = [
-        (reqwest::Method::GET, "/pkg/missing.wasm"),
-        (reqwest::Method::GET, "/style.css.map"),
-        (reqwest::Method::GET, "/pkg/..%2f..%2fspin.toml"),
-        (reqwest::Method::GET, "/api/nothing-here"),
-        (reqwest::Method::POST, "/"),
-        (reqwest::Method::DELETE, "/orders"),
-    ];
-    for (method, path) in cases {
-        let resp = http
-            .request(method.clone(), market.url(path))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
-        assert_eq!(
-            body(resp).await,
-            serde_json::json!({"errors": [{"message": "Not Found"}]}),
-            "{method} {path}"
-        );
-    }
+    market
+        .assert_json_404s(
+            &http,
+            &[
+                (reqwest::Method::GET, "/pkg/missing.wasm"),
+                (reqwest::Method::GET, "/style.css.map"),
+                (reqwest::Method::GET, "/pkg/..%2f..%2fspin.toml"),
+                (reqwest::Method::GET, "/api/nothing-here"),
+                (reqwest::Method::POST, "/"),
+                (reqwest::Method::DELETE, "/orders"),
+            ],
+        )
+        .await;
 }
 
 #[tokio::test]
