@@ -6,9 +6,13 @@
 //! <root>/manifests/<registry>/<repository>/<tag>/digest  the manifest's digest
 //! ```
 //! A blob is written only after its content matched its digest, and re-checked before it
-//! is reused, so a damaged cache file is fetched again rather than run.
+//! is first reused by a process, so a damaged cache file is fetched again rather than run.
+//! Within one process each blob is hashed once: `up --from` looks every blob up twice
+//! (pulling, then laying out the app), and the wasm is the bulk of the bytes.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use oci_client::Reference;
@@ -18,11 +22,26 @@ use super::{digest_hex, sha256_digest};
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Digests whose cached file this process has written or checked.
+    verified: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Cache {
     pub fn new(root: PathBuf) -> Self {
-        Cache { root }
+        Cache {
+            root,
+            verified: Arc::default(),
+        }
+    }
+
+    fn is_verified(&self, digest: &str) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        verified.contains(digest)
+    }
+
+    fn mark_verified(&self, digest: &str) {
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        verified.insert(digest.to_owned());
     }
 
     /// `$XDG_CACHE_HOME/tessera/registry`, else `~/.cache/tessera/registry`.
@@ -50,17 +69,25 @@ impl Cache {
     /// The cached blob, if present and intact.
     pub fn verified_blob(&self, digest: &str) -> anyhow::Result<Option<PathBuf>> {
         let path = self.blob_path(digest)?;
+        if self.is_verified(digest) && path.is_file() {
+            return Ok(Some(path));
+        }
         match std::fs::read(&path) {
-            Ok(bytes) if sha256_digest(&bytes) == digest => Ok(Some(path)),
+            Ok(bytes) if sha256_digest(&bytes) == digest => {
+                self.mark_verified(digest);
+                Ok(Some(path))
+            }
             _ => Ok(None),
         }
     }
 
-    /// Stores verified bytes under their digest (atomically: write, then rename).
-    pub fn write_blob(&self, digest: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
-        super::verify(digest, bytes, "blob")?;
+    /// Stores `bytes` under `digest` once they match it (atomically: write, then rename);
+    /// `what` names them in the mismatch error.
+    pub fn write_blob(&self, digest: &str, bytes: &[u8], what: &str) -> anyhow::Result<PathBuf> {
+        super::verify(digest, bytes, what)?;
         let path = self.blob_path(digest)?;
         write_atomic(&path, bytes)?;
+        self.mark_verified(digest);
         Ok(path)
     }
 

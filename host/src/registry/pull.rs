@@ -45,8 +45,7 @@ pub async fn pull(reference_text: &str, insecure: bool, cache: &Cache) -> anyhow
             .pull_blob(&reference, descriptor, &mut bytes)
             .await
             .map_err(|e| super::explain(e, &reference, &what))?;
-        super::verify(&descriptor.digest, &bytes, &what)?;
-        cache.write_blob(&descriptor.digest, &bytes)?;
+        cache.write_blob(&descriptor.digest, &bytes, &what)?;
     }
 
     let lock_bytes = cache.read_blob(&lock_descriptor.digest)?;
@@ -195,7 +194,7 @@ fn cached(cache: &Cache, content: &ContentRef) -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     match &content.inline {
-        Some(bytes) => cache.write_blob(&digest, bytes),
+        Some(bytes) => cache.write_blob(&digest, bytes, "inline content"),
         None => bail!("blob {digest} is missing from the cache; pull the app again"),
     }
 }

@@ -281,7 +281,7 @@ mod tests {
         let cache = Cache::new(dir.path().join("cache"));
         for layer in &a.layers {
             cache
-                .write_blob(&layer.sha256_digest(), &layer.data)
+                .write_blob(&layer.sha256_digest(), &layer.data, "layer")
                 .unwrap();
         }
         let staging = dir.path().join("files");
@@ -306,7 +306,7 @@ mod tests {
         assert!(format!("{err:#}").contains("leaves its mount"), "{err:#}");
 
         let bad = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-        let err = cache.write_blob(bad, b"data").unwrap_err();
+        let err = cache.write_blob(bad, b"data", "layer").unwrap_err();
         assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
     }
 }
