@@ -24,29 +24,23 @@ async function port(name) {
   return Number(process.env[name]);
 }
 
-/** True in the runner: the first load of the config, before any port was handed out. */
-const inRunner = process.env.E2E_MAIN_HTTP === undefined;
-/** State dirs already emptied by this process (the runner may load the config twice). */
-const emptied = new Set();
-
 /** Seconds an order holds its ticket in the `short` app. */
 export const SHORT_LOCK_SECONDS = 8;
 
 async function app(name, lockSeconds) {
   const upper = name.toUpperCase();
+  // Only the first load of the config (in the runner, before any port was handed out)
+  // starts the app afresh; later loads, in the runner or its workers, reuse the ports.
+  const first = process.env[`E2E_${upper}_HTTP`] === undefined;
   const http = await port(`E2E_${upper}_HTTP`);
   const redis = await port(`E2E_${upper}_REDIS`);
   const stripe = await port(`E2E_${upper}_STRIPE`);
   const stateDir = join(E2E, ".state", name);
   // Every run starts from empty databases.
-  if (inRunner && !emptied.has(stateDir)) {
-    rmSync(stateDir, { recursive: true, force: true });
-    emptied.add(stateDir);
-  }
+  if (first) rmSync(stateDir, { recursive: true, force: true });
   mkdirSync(stateDir, { recursive: true });
   return {
     url: `http://127.0.0.1:${http}`,
-    stripeUrl: `http://127.0.0.1:${stripe}`,
     env: {
       TESSERA_LISTEN: `127.0.0.1:${http}`,
       TESSERA_STATE_DIR: stateDir,
