@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 use tessera_blackbox::marketplace::{
     Deal, Marketplace, STRIPE_WEBHOOK_SECRET, body, eventually, messages,
 };
+use tessera_blackbox::stripe::{
+    get as stripe_get, list as stripe_list, pay_in_browser, payment_intents, succeeded_charges,
+};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -39,43 +42,6 @@ async fn wait_for_status(m: &Marketplace, buyer: &Client, order_id: &str, want: 
         || async { (order_status(m, buyer, order_id).await == want).then_some(()) },
     )
     .await;
-}
-
-/// Every PaymentIntent localstripe holds for `amount` cents.
-async fn payment_intents(m: &Marketplace, amount: u64) -> Vec<Value> {
-    stripe_list(m, "payment_intents")
-        .await
-        .into_iter()
-        .filter(|pi| pi["amount"] == amount)
-        .collect()
-}
-
-/// How many PaymentIntents of `amount` cents succeeded (were charged).
-async fn succeeded_charges(m: &Marketplace, amount: u64) -> usize {
-    payment_intents(m, amount)
-        .await
-        .iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count()
-}
-
-/// `GET {path}` at localstripe with the app's secret key.
-async fn stripe_get(m: &Marketplace, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", m.stripe.base_url()))
-        .bearer_auth("sk_test_black_box")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Every object of one kind (`payment_intents`, `customers`, …) localstripe holds.
-async fn stripe_list(m: &Marketplace, kind: &str) -> Vec<Value> {
-    let list = stripe_get(m, &format!("/v1/{kind}?limit=100")).await;
-    list["data"].as_array().cloned().unwrap_or_default()
 }
 
 /// Every SetupIntent localstripe holds.
@@ -498,27 +464,8 @@ async fn webhook_checks_the_signature_and_records_a_payment_once() {
     assert!(intent["clientSecret"].is_string());
     let stripe_id = intent["stripeId"].as_str().unwrap().to_owned();
 
-    // The browser confirms the card with Stripe.js; here, straight against localstripe
-    // (which wants the payment method attached first, then a bare confirm).
-    let stripe = Client::new();
-    let intent_url = format!("{}/v1/payment_intents/{stripe_id}", m.stripe.base_url());
-    let attached = stripe
-        .post(&intent_url)
-        .bearer_auth("sk_test_black_box")
-        .form(&[("payment_method", "pm_card_visa")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(attached.status(), StatusCode::OK);
-    let confirmed: Value = stripe
-        .post(format!("{intent_url}/confirm"))
-        .bearer_auth("sk_test_black_box")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The browser confirms the card with Stripe.js.
+    let confirmed = pay_in_browser(&m, &stripe_id).await;
     assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
 
     let event = json!({
