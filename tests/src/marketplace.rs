@@ -398,6 +398,22 @@ impl Marketplace {
 }
 
 impl Marketplace {
+    /// `POST /api/payments {orderId, token?}` as `buyer`; the status and JSON body.
+    pub async fn pay(
+        &self,
+        buyer: &Client,
+        order_id: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = json!({"orderId": order_id});
+        if let Some(token) = token {
+            request["token"] = json!(token);
+        }
+        let resp = self.post(buyer, "/api/payments", request).await;
+        let status = resp.status();
+        (status, body(resp).await)
+    }
+
     /// PUT with a JSON body; returns the status and JSON body.
     pub async fn put_json(
         &self,

@@ -15,21 +15,6 @@ use tessera_blackbox::stripe::{
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-async fn pay(
-    m: &Marketplace,
-    buyer: &Client,
-    order_id: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = json!({"orderId": order_id});
-    if let Some(token) = token {
-        request["token"] = json!(token);
-    }
-    let resp = m.post(buyer, "/api/payments", request).await;
-    let status = resp.status();
-    (status, body(resp).await)
-}
-
 async fn order_status(m: &Marketplace, buyer: &Client, order_id: &str) -> String {
     let order = body(m.get(buyer, &format!("/api/orders/{order_id}")).await).await;
     order["status"].as_str().unwrap_or_default().to_owned()
@@ -168,7 +153,7 @@ async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
     assert_eq!(customers(&m).await.len(), 1, "one Customer per order");
 
     // The first card pays: the PaymentIntent names the Customer the card belongs to.
-    let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some(&method)).await;
+    let (status, payment) = m.pay(&deal.buyer, &deal.order_id, Some(&method)).await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
     assert_eq!(payment["orderId"], deal.order_id.as_str());
     wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
@@ -245,7 +230,9 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(10.99).await;
 
-    let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, payment) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
     assert_eq!(payment["orderId"], deal.order_id.as_str());
     let stripe_id = payment["stripeId"].as_str().unwrap().to_owned();
@@ -268,7 +255,9 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
     assert_eq!(intents[0]["customer"], Value::Null);
     assert!(customers(&m).await.is_empty());
 
-    let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, again) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         (status, messages(&again)),
         (
@@ -301,20 +290,22 @@ async fn payment_rules_are_checked_in_order() {
     let stranger = m.client();
     m.sign_up(&stranger, "stranger@example.com").await;
 
-    let (status, errors) = pay(&m, &deal.buyer, "", Some("pm_card_visa")).await;
+    let (status, errors) = m.pay(&deal.buyer, "", Some("pm_card_visa")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(errors["errors"][0]["field"], "orderId");
-    let (status, _) = pay(
-        &m,
-        &deal.buyer,
-        "8c5f4a52-3a2e-4d8e-9b6a-000000000000",
-        Some("pm_card_visa"),
-    )
-    .await;
+    let (status, _) = m
+        .pay(
+            &deal.buyer,
+            "8c5f4a52-3a2e-4d8e-9b6a-000000000000",
+            Some("pm_card_visa"),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = pay(&m, &stranger, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, _) = m.pay(&stranger, &deal.order_id, Some("pm_card_visa")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = pay(&m, &Client::new(), &deal.order_id, Some("pm_card_visa")).await;
+    let (status, _) = m
+        .pay(&Client::new(), &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "not signed in");
 
     let resp = deal
@@ -327,12 +318,14 @@ async fn payment_rules_are_checked_in_order() {
     // Payments hears of the cancellation asynchronously; poll with the no-token call,
     // which never charges (it only prepares an intent), until it refuses.
     let errors = eventually("payments to see the cancellation", DEADLINE, || async {
-        let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+        let (status, errors) = m.pay(&deal.buyer, &deal.order_id, None).await;
         (status == StatusCode::BAD_REQUEST).then_some(errors)
     })
     .await;
     assert_eq!(messages(&errors), ["Cannot pay for an cancelled order"]);
-    let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, errors) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         (status, messages(&errors)),
         (
@@ -347,13 +340,13 @@ async fn payment_rules_are_checked_in_order() {
 async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(12.34).await;
-    let (status, declined) = pay(
-        &m,
-        &deal.buyer,
-        &deal.order_id,
-        Some("pm_card_chargeCustomerFail"),
-    )
-    .await;
+    let (status, declined) = m
+        .pay(
+            &deal.buyer,
+            &deal.order_id,
+            Some("pm_card_chargeCustomerFail"),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
     assert!(
         !messages(&declined).is_empty(),
@@ -366,8 +359,8 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
 
     // The same request sent twice at once charges once.
     let (first, second) = tokio::join!(
-        pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")),
-        pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")),
+        m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa")),
+        m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa")),
     );
     let created: Vec<&(StatusCode, Value)> = [&first, &second]
         .into_iter()
@@ -388,7 +381,9 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
 async fn unpaid_orders_expire_and_paid_ones_never_do() {
     let m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2")]);
     let paid = m.ordered_ticket(3.0).await;
-    let (status, _) = pay(&m, &paid.buyer, &paid.order_id, Some("pm_card_visa")).await;
+    let (status, _) = m
+        .pay(&paid.buyer, &paid.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let unpaid = m.ordered_ticket(4.0).await;
 
@@ -408,7 +403,9 @@ async fn unpaid_orders_expire_and_paid_ones_never_do() {
         "complete"
     );
 
-    let (status, errors) = pay(&m, &unpaid.buyer, &unpaid.order_id, Some("pm_card_visa")).await;
+    let (status, errors) = m
+        .pay(&unpaid.buyer, &unpaid.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{errors}");
     assert!(
         payment_intents(&m, 400).await.is_empty(),
@@ -459,7 +456,7 @@ fn signed(payload: &str, secret: &str) -> String {
 async fn webhook_checks_the_signature_and_records_a_payment_once() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(8.5).await;
-    let (status, intent) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+    let (status, intent) = m.pay(&deal.buyer, &deal.order_id, None).await;
     assert_eq!(status, StatusCode::CREATED, "{intent}");
     assert!(intent["clientSecret"].is_string());
     let stripe_id = intent["stripeId"].as_str().unwrap().to_owned();
@@ -506,7 +503,9 @@ async fn webhook_checks_the_signature_and_records_a_payment_once() {
         assert_eq!(resp.status(), StatusCode::OK);
     }
     wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
-    let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, again) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         (status, messages(&again)),
         (

@@ -26,21 +26,6 @@ async fn order(m: &Marketplace, buyer: &Client, order_id: &str) -> Value {
     body(m.get(buyer, &format!("/api/orders/{order_id}")).await).await
 }
 
-async fn pay(
-    m: &Marketplace,
-    buyer: &Client,
-    order_id: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = json!({"orderId": order_id});
-    if let Some(token) = token {
-        request["token"] = json!(token);
-    }
-    let resp = m.post(buyer, "/api/payments", request).await;
-    let status = resp.status();
-    (status, body(resp).await)
-}
-
 async fn cancel(m: &Marketplace, deal: &Deal) -> StatusCode {
     deal.buyer
         .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
@@ -111,7 +96,9 @@ async fn a_cancellation_that_reaches_payments_after_the_charge_refunds_it_once()
 
     // The buyer cancels; orders knows at once, payments does not.
     assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
-    let (status, paid) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, paid) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         status,
         StatusCode::CREATED,
@@ -151,7 +138,7 @@ async fn a_charge_that_succeeds_after_payments_saw_the_cancellation_is_refunded_
     let m = Marketplace::start();
     let deal = m.ordered_ticket(13.5).await;
     // The browser holds a PaymentIntent for the order...
-    let (status, started) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+    let (status, started) = m.pay(&deal.buyer, &deal.order_id, None).await;
     assert_eq!(status, StatusCode::CREATED, "{started}");
     let pi = started["stripeId"].as_str().expect("stripeId").to_owned();
 
@@ -161,7 +148,7 @@ async fn a_charge_that_succeeds_after_payments_saw_the_cancellation_is_refunded_
         "payments to refuse the cancelled order",
         DEADLINE,
         || async {
-            let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+            let (status, errors) = m.pay(&deal.buyer, &deal.order_id, None).await;
             (status == StatusCode::BAD_REQUEST).then_some(messages(&errors))
         },
     )
@@ -189,7 +176,9 @@ async fn a_visibly_cancelled_order_is_refused_before_any_charge() {
     let deal = m.ordered_ticket(14.5).await;
     assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
     let refusal = eventually("payments to see the cancellation", DEADLINE, || async {
-        let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+        let (status, errors) = m
+            .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+            .await;
         (status != StatusCode::NOT_FOUND).then_some((status, errors))
     })
     .await;
@@ -217,7 +206,9 @@ async fn a_refund_due_while_stripe_is_down_is_made_once_it_is_back() {
     });
     let deal = m.ordered_ticket(15.5).await;
     assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
-    let (status, paid) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, paid) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{paid}");
     let pi = the_charge(&m, 1550).await;
 
@@ -305,7 +296,8 @@ async fn paying_at_the_lock_boundary_is_kept_or_refunded_never_in_between() {
                 let at = deadline.saturating_add_signed(offset);
                 // Scheduling the request at a moment, not waiting for an event.
                 tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
-                pay(m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await
+                m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+                    .await
             }),
     )
     .await;
@@ -326,7 +318,7 @@ async fn twenty_concurrent_cancel_and_pay_pairs_keep_money_only_for_complete_ord
     join_all(deals.iter().map(|deal| async {
         let (cancelled, paid) = tokio::join!(
             cancel(&m, deal),
-            pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa"))
+            m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
         );
         assert!(
             [StatusCode::NO_CONTENT, StatusCode::BAD_REQUEST].contains(&cancelled),

@@ -366,6 +366,20 @@ impl Stripe for FakeStripe {
     }
 }
 
+/// Dependencies on a database leaked for the test, so that another instance played by
+/// the fake Stripe (see [`FakeStripe::while_charging`]) can share it.
+pub fn shared_deps() -> (&'static MemoryDb, Deps<&'static MemoryDb, FakeStripe>) {
+    let db: &'static MemoryDb = Box::leak(Box::new(MemoryDb::new()));
+    let deps = Deps {
+        payments: Payments::new(db).unwrap(),
+        stripe: FakeStripe::default(),
+        jwt_secret: SECRET.to_owned(),
+        now: NOW,
+        pause: (|_| {}) as fn(Duration),
+    };
+    (db, deps)
+}
+
 /// Dependencies whose pauses play another instance: `other` runs at every pause with
 /// the same database, and the total time paused is counted.
 pub fn with_other_instance<'a>(

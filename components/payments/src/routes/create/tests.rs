@@ -1,5 +1,4 @@
 use common::events::{Event, OrderStatus, PaymentCreated};
-use common::sqlite::testing::MemoryDb;
 use serde_json::json;
 use spin_sdk::http::Method;
 
@@ -32,15 +31,7 @@ fn key(card: &str) -> String {
 
 #[test]
 fn a_cancellation_that_lands_during_the_charge_is_a_409_and_the_charge_goes_back() {
-    // Leaked so that the other instance, played by the fake, can share it.
-    let db: &'static MemoryDb = Box::leak(Box::new(MemoryDb::new()));
-    let deps = Deps {
-        payments: Payments::new(db).unwrap(),
-        stripe: FakeStripe::default(),
-        jwt_secret: SECRET.to_owned(),
-        now: NOW,
-        pause: |_| {},
-    };
+    let (db, deps) = shared_deps();
     put_order(&deps.payments, ORDER, "buyer", 1099);
     deps.stripe.while_charging(move || {
         set_status(
