@@ -88,8 +88,12 @@ fn a_trapping_message_is_logged_and_later_messages_still_run() {
         "{}",
         app.logs()
     );
+    // The log line follows the handler's effect; wait for it rather than race it.
     assert!(
-        app.logs().contains("channel=conformance component=granted"),
+        app.wait_for_log(
+            "channel=conformance component=granted",
+            Duration::from_secs(5)
+        ),
         "{}",
         app.logs()
     );

@@ -229,11 +229,13 @@ async fn duplicate_and_out_of_order_deliveries_change_nothing_twice() {
     })
     .await;
     assert_eq!(reserved["version"], 1);
+    // The same event again: same version and deadline (a stale deadline in the past
+    // would be another event, and expiration would expire the order at once).
     let duplicate = envelope(
         "order:created",
         json!({
             "id": order_id, "version": 0, "status": "created", "user_id": order["userId"],
-            "expires_at": "2026-11-24T10:03:00Z", "ticket": {"id": id, "price_cents": 2000}
+            "expires_at": order["expiresAt"], "ticket": {"id": id, "price_cents": 2000}
         }),
     );
     m.redis.publish("order:created", &duplicate);

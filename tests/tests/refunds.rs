@@ -72,7 +72,17 @@ async fn assert_refunded_once(m: &Marketplace, deal: &Deal, pi: &str) {
     assert_eq!(order["payment"]["stripeId"], pi, "{order}");
     let refunds = refunds_of(m, pi).await;
     assert_eq!(refunds.len(), 1, "refunded exactly once: {refunds:?}");
-    assert_eq!(refunds[0]["amount"], charged_amount(m, pi).await);
+    // Stripe shows the whole charge refunded.
+    let intent = tessera_blackbox::stripe::get(m, &format!("/v1/payment_intents/{pi}")).await;
+    assert_eq!(refunds[0]["amount"], intent["amount"]);
+    let charge = &intent["latest_charge"];
+    let charge_id = charge["id"]
+        .as_str()
+        .or(charge.as_str())
+        .expect("the charge");
+    let charge = tessera_blackbox::stripe::get(m, &format!("/v1/charges/{charge_id}")).await;
+    assert_eq!(charge["refunded"], true, "{charge}");
+    assert_eq!(charge["amount_refunded"], intent["amount"], "{charge}");
     // Free, whichever order tickets saw the order's two events in.
     let ticket_url = format!("/api/tickets/{}", deal.ticket_id);
     eventually("the ticket to be free", DEADLINE, || async {
@@ -80,10 +90,6 @@ async fn assert_refunded_once(m: &Marketplace, deal: &Deal, pi: &str) {
         ticket.get("orderId").is_none().then_some(())
     })
     .await;
-}
-
-async fn charged_amount(m: &Marketplace, pi: &str) -> Value {
-    tessera_blackbox::stripe::get(m, &format!("/v1/payment_intents/{pi}")).await["amount"].clone()
 }
 
 #[tokio::test]

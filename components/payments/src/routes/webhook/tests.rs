@@ -66,6 +66,21 @@ fn received_ok(response: Result<Response, ApiError>) {
 }
 
 #[test]
+fn a_success_for_a_cancelled_order_is_recorded_and_queued_for_a_refund() {
+    let store = placed_with_intent("pi_1");
+    set_status(&store, ORDER, 1, OrderStatus::Cancelled);
+
+    received_ok(deliver(
+        &store,
+        &event(SUCCEEDED, "pi_1", "succeeded", Some(ORDER)),
+    ));
+
+    let payment = store.payment_of(&order_id(ORDER)).unwrap().unwrap();
+    assert_eq!(payment.stripe_id, "pi_1");
+    assert_eq!(store.refund_of("pi_1").unwrap(), Some(None));
+}
+
+#[test]
 fn a_succeeded_intent_is_recorded_once() {
     let store = placed_with_intent("pi_1");
     let body = event(SUCCEEDED, "pi_1", "succeeded", Some(ORDER));
