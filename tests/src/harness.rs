@@ -500,3 +500,49 @@ impl Drop for TcpSwitch {
         }
     }
 }
+
+/// Everything published on some Redis channels from the moment it is started: lets a
+/// test observe an event itself (e.g. that `expiration:complete` was published), not
+/// only an effect that another mechanism could also have caused.
+pub struct ChannelWatch {
+    messages: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl ChannelWatch {
+    /// Subscribes to `channels` on the Redis at `address`; returns once subscribed.
+    pub fn start(address: &str, channels: &[&str]) -> ChannelWatch {
+        let client = redis::Client::open(address).expect("a Redis address");
+        let mut connection = client.get_connection().expect("connect to Redis");
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let (subscribed, ready) = std::sync::mpsc::channel();
+        let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+        let sink = messages.clone();
+        std::thread::spawn(move || {
+            let mut pubsub = connection.as_pubsub();
+            for channel in &channels {
+                pubsub.subscribe(channel).expect("SUBSCRIBE");
+            }
+            let _ = subscribed.send(());
+            // Ends when Redis goes away (the test's server stops).
+            while let Ok(message) = pubsub.get_message() {
+                let payload: String = message.get_payload().unwrap_or_default();
+                let channel = message.get_channel_name().to_owned();
+                sink.lock().unwrap().push((channel, payload));
+            }
+        });
+        ready
+            .recv_timeout(Duration::from_secs(10))
+            .expect("subscribed to Redis");
+        ChannelWatch { messages }
+    }
+
+    /// The payloads published on `channel` so far, in order.
+    pub fn payloads(&self, channel: &str) -> Vec<String> {
+        let messages = self.messages.lock().unwrap();
+        messages
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, payload)| payload.clone())
+            .collect()
+    }
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use tessera_blackbox::ChannelWatch;
 use tessera_blackbox::marketplace::{
     Deal, Marketplace, STRIPE_WEBHOOK_SECRET, body, eventually, messages,
 };
@@ -380,6 +381,9 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
 #[tokio::test]
 async fn unpaid_orders_expire_and_paid_ones_never_do() {
     let m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2")]);
+    // The expiry must come from the expiration service's event, not from orders'
+    // overdue backstop (which the order GETs below also run): watch the channel.
+    let expirations = ChannelWatch::start(&m.redis.address(), &["expiration:complete"]);
     let paid = m.ordered_ticket(3.0).await;
     let (status, _) = m
         .pay(&paid.buyer, &paid.order_id, Some("pm_card_visa"))
@@ -387,7 +391,20 @@ async fn unpaid_orders_expire_and_paid_ones_never_do() {
     assert_eq!(status, StatusCode::CREATED);
     let unpaid = m.ordered_ticket(4.0).await;
 
-    // The unpaid order is cancelled soon after its deadline and its ticket is free again.
+    // expiration announces the deadline; orders cancels the order and tickets frees
+    // its ticket. Nothing is asked of orders before the event is out.
+    eventually(
+        "expiration:complete for the unpaid order",
+        DEADLINE,
+        || async {
+            let published = expirations.payloads("expiration:complete");
+            published
+                .iter()
+                .any(|event| event.contains(&unpaid.order_id))
+                .then_some(())
+        },
+    )
+    .await;
     wait_for_status(&m, &unpaid.buyer, &unpaid.order_id, "cancelled").await;
     eventually("the ticket to be released", DEADLINE, || async {
         ticket(&m, &unpaid.ticket_id)
