@@ -11,6 +11,7 @@ use clap::Args;
 use tokio::sync::Semaphore;
 
 use crate::app::{self, App};
+
 use crate::commands::ManifestArg;
 use crate::commands::build::BuildCommand;
 use crate::commands::registry::RegistryArgs;
@@ -23,6 +24,9 @@ use crate::runtime_config::RuntimeConfig;
 use crate::triggers::http::{self, HttpServer};
 use crate::triggers::redis::RedisTrigger;
 use crate::variables::{EnvProvider, Resolved};
+
+/// How long `up` waits for the Redis triggers to subscribe before it serves anyway.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
@@ -126,7 +130,15 @@ impl UpCommand {
             dev_services.extend(dev_services::ensure_redis(address, &state_dir)?);
         }
         if let Some(redis) = redis {
-            tokio::spawn(redis.run());
+            tokio::spawn(redis.clone().run());
+            // Events published before the subscribers listen are lost (pub/sub keeps
+            // nothing), so the app is announced once they do, unless Redis is away.
+            if !redis.wait_until_subscribed(SUBSCRIBE_WAIT).await {
+                tracing::warn!(
+                    "not every Redis trigger could subscribe within {SUBSCRIBE_WAIT:?}; serving \
+                     HTTP anyway, they subscribe as soon as Redis answers"
+                );
+            }
         }
 
         eprintln!("Serving HTTP on http://{addr}/");

@@ -4,13 +4,19 @@
 //! One subscriber connection per Redis address. When Redis goes away the subscriber logs
 //! it and reconnects with backoff; messages published meanwhile are lost to pub/sub
 //! (at-most-once), which is why services publish through an outbox and sweep.
+//!
+//! For the same reason `tessera up` announces that it serves only once every address
+//! has subscribed (or a short wait ran out): an app that answered HTTP before its
+//! subscribers listened would lose the events its first requests publish.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::app::App;
 use crate::bindings::redis_handler::RedisHandlerPre;
@@ -31,12 +37,16 @@ struct RedisComponent {
 struct Subscription {
     address: String,
     channels: BTreeMap<String, Vec<Arc<RedisComponent>>>,
+    /// Set the first time every channel is subscribed.
+    ever_subscribed: AtomicBool,
 }
 
 pub struct RedisTrigger {
     runtime: Arc<Runtime>,
     subscriptions: Vec<Subscription>,
     instances: Arc<Semaphore>,
+    /// How many subscriptions have subscribed at least once.
+    subscribed: watch::Sender<usize>,
 }
 
 impl RedisTrigger {
@@ -86,18 +96,33 @@ impl RedisTrigger {
         }
         let subscriptions = by_address
             .into_iter()
-            .map(|(address, channels)| Subscription { address, channels })
+            .map(|(address, channels)| Subscription {
+                address,
+                channels,
+                ever_subscribed: AtomicBool::new(false),
+            })
             .collect();
         Ok(RedisTrigger {
             runtime,
             subscriptions,
             instances,
+            subscribed: watch::Sender::new(0),
         })
     }
 
     /// Addresses this trigger will subscribe on (for dev services).
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         self.subscriptions.iter().map(|s| s.address.as_str())
+    }
+
+    /// Waits until every address has subscribed once, for at most `limit`; whether it
+    /// did. (Subscribers keep retrying in the background either way.)
+    pub async fn wait_until_subscribed(&self, limit: Duration) -> bool {
+        let all = self.subscriptions.len();
+        let mut subscribed = self.subscribed.subscribe();
+        tokio::time::timeout(limit, subscribed.wait_for(|count| *count >= all))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     /// Runs every subscriber until the process stops.
@@ -146,6 +171,9 @@ impl RedisTrigger {
         *was_connected = true;
         for channel in sub.channels.keys() {
             eprintln!("Subscribed to {}/{channel}", sub.address);
+        }
+        if !sub.ever_subscribed.swap(true, Ordering::SeqCst) {
+            self.subscribed.send_modify(|count| *count += 1);
         }
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
