@@ -99,6 +99,16 @@ fn data_type(column: &mysql_async::Column) -> DbDataType {
 /// `unsupported`, never a trap.
 fn value(v: mysql_async::Value, ty: DbDataType) -> DbValue {
     use mysql_async::Value as V;
+    let unsigned = matches!(
+        ty,
+        DbDataType::Uint8 | DbDataType::Uint16 | DbDataType::Uint32 | DbDataType::Uint64
+    );
+    // The server may send an integer with either signedness: go by the column.
+    let v = match v {
+        V::Int(i) if unsigned => u64::try_from(i).map_or(V::Int(i), V::UInt),
+        V::UInt(u) if !unsigned => i64::try_from(u).map_or(V::UInt(u), V::Int),
+        v => v,
+    };
     match (v, ty) {
         (V::NULL, _) => DbValue::DbNull,
         (V::Int(i), DbDataType::Int8) => {
