@@ -20,7 +20,7 @@ PY_DIR="$ROOT/host/tests/guest-python"
 if stale "$OUT/python_guest.wasm" "$PY_DIR/app.py" "${BASH_SOURCE[0]}"; then
   echo "==> building the Python guest (componentize-py)" >&2
   SITE="$("$ROOT/.venv-py-guest/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  (cd "$PY_DIR" && "$ROOT/.venv-py-guest/bin/componentize-py" -d "$SITE/spin_sdk/wit" -w spin-http \
+  (cd "$PY_DIR" && "$ROOT/.venv-py-guest/bin/componentize-py" -d "$SITE/spin_sdk/wit" -w spin-all \
     componentize app -p . -p "$SITE" -o "$OUT/python_guest.wasm.tmp")
   mv "$OUT/python_guest.wasm.tmp" "$OUT/python_guest.wasm"
 fi

@@ -239,3 +239,35 @@ async fn a_restart_with_a_warm_compile_cache_answers_the_python_guest_within_a_s
         "start to first Python answer took {elapsed:?}"
     );
 }
+
+/// The Redis trigger runs the Python guest's `InboundRedis` handler (world `spin-all`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_redis_trigger_runs_a_python_handler() {
+    require_guests();
+    let redis = tessera_blackbox::RedisServer::start();
+    let app = TesseraUp::spawn(
+        &workspace_root().join("host/tests/apps/polyglot-redis/spin.toml"),
+        &[],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", &redis.address())],
+    );
+    assert!(
+        app.wait_for_log("Subscribed to", Duration::from_secs(30)),
+        "never subscribed:\n{}",
+        app.logs()
+    );
+    redis.publish("polyglot", "hello from redis");
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(&app, "/py/wasi-kv-get/default/py:redis").await;
+        if status == 200 {
+            assert_eq!(body, "b'hello from redis'");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "message never handled:\n{}",
+            app.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

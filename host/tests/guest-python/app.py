@@ -1,13 +1,15 @@
 """A Python Spin component (componentize-py 0.17.2 + spin-sdk 3.4.1) for Tessera's host
-conformance tests: each route exercises one capability of the Spin 3 guest world and
-reports what happened; failures the host returns as WIT errors come back as 4xx/5xx with
-the error's repr, so tests can assert granted AND denied behaviour over real HTTP."""
+conformance tests, world `spin-all` (HTTP and Redis handlers). Each route exercises one
+capability of the Spin 3 guest world and reports what happened; failures the host returns
+as WIT errors come back as 4xx/5xx with the error's repr, so tests can assert granted AND
+denied behaviour over real HTTP."""
 
 import json
 from urllib.parse import parse_qs, urlparse
 
 from spin_sdk import http, key_value, llm, postgres, variables
 from spin_sdk.http import Request, Response
+from spin_sdk.wit import exports
 from spin_sdk.wit.imports import atomics, batch
 from spin_sdk.wit.imports import wasi_config_store as config
 from spin_sdk.wit.imports import wasi_keyvalue_store as wasi_kv
@@ -28,6 +30,13 @@ class IncomingHandler(http.IncomingHandler):
         except Err as e:
             status = 403 if "AccessDenied" in repr(e.value) else 502
             return text(status, repr(e.value))
+
+
+class InboundRedis(exports.InboundRedis):
+    """The Redis trigger's handler: records the last message in the default store."""
+
+    def handle_message(self, message: bytes) -> None:
+        key_value.open_default().set("py:redis", message)
 
 
 def route(parts, query):
