@@ -43,6 +43,11 @@ setup_services() {
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   # An OCI registry for the `tessera registry` tests (they start their own instance).
   [ -x /usr/bin/docker-registry ] || apt_install docker-registry
+  # Real servers for the host's outbound PostgreSQL / MySQL / MQTT tests (each test
+  # starts its own on a free loopback port in a temp dir).
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || apt_install postgresql
+  command -v mariadbd >/dev/null 2>&1 || apt_install mariadb-server
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
 }
 
 LOCALSTRIPE_VERSION=1.15.10
@@ -89,6 +94,29 @@ setup_e2e() {
   (cd "$ROOT/e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# Toolchains for the host's conformance guests in other languages (host/tests/guest-python,
+# host/tests/guest-js), pinned to the versions README's "Components in other languages"
+# documents. Python: its own venv, so the app's .venv stays small.
+COMPONENTIZE_PY_VERSION=0.17.2
+SPIN_SDK_PY_VERSION=3.4.1
+GUEST_VENV="$ROOT/.venv-py-guest"
+
+setup_guest_toolchains() {
+  if ! "$GUEST_VENV/bin/python" -c 'import spin_sdk' 2>/dev/null \
+    || ! "$GUEST_VENV/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY_VERSION"; then
+    log "installing componentize-py $COMPONENTIZE_PY_VERSION + spin-sdk $SPIN_SDK_PY_VERSION into .venv-py-guest"
+    python3 -m venv "$GUEST_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$GUEST_VENV"; }
+    "$GUEST_VENV/bin/pip" install -q "componentize-py==$COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN_SDK_PY_VERSION"
+  fi
+  # JavaScript: componentize-js pinned by host/tests/guest-js/package-lock.json.
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  local js="$ROOT/host/tests/guest-js"
+  if [ ! -x "$js/node_modules/.bin/componentize-js" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+    log "installing componentize-js into host/tests/guest-js/node_modules"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 # Builds the host and every component once, in the release profile.
 build_all() {
   log "building the tessera host"
@@ -100,5 +128,6 @@ build_all() {
 setup_rust
 setup_services
 setup_localstripe
+setup_guest_toolchains
 setup_k8s_tests
 setup_e2e

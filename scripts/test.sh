@@ -6,6 +6,8 @@ build_all
 
 log "building the host conformance guest"
 (cd "$ROOT" && cargo build --release --locked --target wasm32-wasip2 -p conformance-guest)
+log "building the host's Python and JavaScript conformance guests (skipped when up to date)"
+bash "$ROOT/host/tests/build-guests.sh"
 
 log "running the tests"
 cd "$ROOT"

@@ -82,12 +82,9 @@ impl Runtime {
         let mut components = HashMap::new();
         for (id, spec) in &app.components {
             let component = compile_cached(&engine, id, &spec.source, cache_dir)?;
-            let pre = linker.instantiate_pre(&component).map_err(|e| {
-                anyhow::anyhow!(
-                    "component `{id}` ({}) needs a host interface Tessera does not provide: {e}",
-                    spec.source.display()
-                )
-            })?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| capabilities::unprovided_import(id.as_str(), &spec.source, &e))?;
             let grant = |labels: &[String], pools: &HashMap<String, Arc<DbPool>>| {
                 labels
                     .iter()

@@ -236,3 +236,48 @@ mod reqwest {
         rt.block_on(async { ::reqwest::get(url).await.unwrap().status().as_u16() })
     }
 }
+
+/// A component whose only import is `import` (WebAssembly text; wasmtime parses it).
+fn app_importing(dir: &Path, import: &str) -> String {
+    std::fs::write(
+        dir.join("hello.wasm"),
+        format!("(component (import \"{import}\" (instance (export \"get\" (func)))))"),
+    )
+    .unwrap();
+    write_app(
+        dir,
+        &GOOD.replace("variables = { token = \"{{ token }}\" }", ""),
+    )
+}
+
+#[test]
+fn an_import_tessera_does_not_provide_is_named_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = app_importing(dir.path(), "example:thing/api@1.0.0");
+    let (code, out) = up(&path, &[("SPIN_VARIABLE_TOKEN", "x")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("component `hello`")
+            && out.contains("imports `example:thing/api@1.0.0`, which Tessera does not provide")
+            && out.contains("Spin 3 guest world"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Serving HTTP"),
+        "refused before serving: {out}"
+    );
+}
+
+#[test]
+fn a_spin_4_wasi_p3_import_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = app_importing(dir.path(), "spin:key-value/key-value@3.0.0");
+    let (code, out) = up(&path, &[("SPIN_VARIABLE_TOKEN", "x")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("imports `spin:key-value/key-value@3.0.0`")
+            && out.contains("Spin 4's WASI 0.3")
+            && out.contains("spin-sdk 5.2"),
+        "{out}"
+    );
+}

@@ -32,6 +32,10 @@ async fn handle(req: Request) -> Response {
     router.get("/file/*", read_file);
     router.get("/redis/publish/:channel/:message", publish_to_redis);
     router.get("/redis/received", list_received);
+    router.get("/pg/:version", use_postgres);
+    router.get("/mysql", use_mysql);
+    router.get("/mqtt/:topic", publish_mqtt);
+    router.get("/llm", use_llm);
     router.post("/echo", |req: Request, _: Params| {
         text(200, &req.body().len().to_string())
     });
@@ -185,5 +189,160 @@ fn publish_to_redis(_: Request, params: Params) -> Response {
     match result {
         Ok(()) => text(200, "published"),
         Err(e) => text(502, &format!("{e:?}")),
+    }
+}
+
+/// The `addr=` query parameter: the database or broker address, as given.
+fn addr(req: &Request) -> String {
+    req.query().strip_prefix("addr=").unwrap_or("").to_owned()
+}
+
+fn reply(result: Result<String, String>) -> Response {
+    match result {
+        Ok(body) => text(200, &body),
+        Err(e) => text(502, &e),
+    }
+}
+
+/// Creates a table, inserts a row and reads it back through one postgres WIT version;
+/// the body is the row (and, for 4.0.0, a failed query's structured error).
+fn use_postgres(req: Request, params: Params) -> Response {
+    let address = addr(&req);
+    reply(match params.get("version").unwrap_or("4") {
+        "2" => postgres_v2(&address),
+        "3" => postgres_v3(&address),
+        _ => postgres_v4(&address),
+    })
+}
+
+fn postgres_v4(address: &str) -> Result<String, String> {
+    use spin_sdk::pg4::{Connection, ParameterValue as P};
+    let db = Connection::open(address).map_err(|e| format!("{e:?}"))?;
+    let e = |e| format!("{e:?}");
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS notes_v4 (id SERIAL PRIMARY KEY, body TEXT NOT NULL, at TIMESTAMP, tag UUID, doc JSONB, nums INT4[])",
+        &[],
+    )
+    .map_err(e)?;
+    let inserted = db
+        .execute(
+            "INSERT INTO notes_v4 (body, at, tag, doc, nums) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                P::Str("hello v4".into()),
+                P::Datetime((2026, 11, 29, 12, 30, 0, 0)),
+                P::Uuid("6f1c1a52-6c1e-4a5e-9d43-2a4c1b7e0f00".into()),
+                P::Jsonb(br#"{"a":1}"#.to_vec()),
+                P::ArrayInt32(vec![Some(1), None, Some(3)]),
+            ],
+        )
+        .map_err(e)?;
+    let rows = db
+        .query(
+            "SELECT body, at, tag, doc, nums, NULL::text AS nothing FROM notes_v4 ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .map_err(e)?;
+    let failed = db.query("SELECT * FROM no_such_table", &[]).map(|_| ());
+    Ok(format!(
+        "inserted={inserted} row={:?} failed={failed:?}",
+        rows.rows[0]
+    ))
+}
+
+fn postgres_v3(address: &str) -> Result<String, String> {
+    use spin_sdk::pg3::{Connection, ParameterValue as P};
+    let db = Connection::open(address).map_err(|e| format!("{e:?}"))?;
+    let e = |e| format!("{e:?}");
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS notes_v3 (id SERIAL PRIMARY KEY, body TEXT NOT NULL, day DATE)",
+        &[],
+    )
+    .map_err(e)?;
+    db.execute(
+        "INSERT INTO notes_v3 (body, day) VALUES ($1, $2)",
+        &[P::Str("hello v3".into()), P::Date((2026, 11, 29))],
+    )
+    .map_err(e)?;
+    let rows = db
+        .query(
+            "SELECT body, day, COUNT(*) OVER () AS n FROM notes_v3 ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .map_err(e)?;
+    Ok(format!("row={:?}", rows.rows[0]))
+}
+
+fn postgres_v2(address: &str) -> Result<String, String> {
+    use spin_sdk::pg::{Connection, ParameterValue as P};
+    let db = Connection::open(address).map_err(|e| format!("{e:?}"))?;
+    let e = |e| format!("{e:?}");
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS notes_v2 (id SERIAL PRIMARY KEY, body TEXT NOT NULL)",
+        &[],
+    )
+    .map_err(e)?;
+    db.execute(
+        "INSERT INTO notes_v2 (body) VALUES ($1)",
+        &[P::Str("hello v2".into())],
+    )
+    .map_err(e)?;
+    let rows = db
+        .query(
+            "SELECT body, id FROM notes_v2 ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .map_err(e)?;
+    Ok(format!("row={:?}", rows.rows[0]))
+}
+
+fn use_mysql(req: Request, _: Params) -> Response {
+    use spin_sdk::mysql::{Connection, ParameterValue as P};
+    let run = || -> Result<String, String> {
+        let e = |e| format!("{e:?}");
+        let db = Connection::open(&addr(&req)).map_err(e)?;
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100) NOT NULL, n BIGINT UNSIGNED, raw VARBINARY(8))",
+            &[],
+        )
+        .map_err(e)?;
+        db.execute(
+            "INSERT INTO notes (body, n, raw) VALUES (?, ?, ?)",
+            &[
+                P::Str("hello mysql".into()),
+                P::Uint64(42),
+                P::Binary(vec![0, 1, 2]),
+            ],
+        )
+        .map_err(e)?;
+        let rows = db
+            .query(
+                "SELECT body, n, raw FROM notes ORDER BY id DESC LIMIT 1",
+                &[],
+            )
+            .map_err(e)?;
+        let failed = db.query("SELECT * FROM no_such_table", &[]).map(|_| ());
+        Ok(format!("row={:?} failed={failed:?}", rows.rows[0]))
+    };
+    reply(run())
+}
+
+fn publish_mqtt(req: Request, params: Params) -> Response {
+    use spin_sdk::mqtt::{Connection, Qos};
+    let topic = params.get("topic").unwrap_or("none").to_owned();
+    let run = || -> Result<String, String> {
+        let e = |e| format!("{e:?}");
+        let conn = Connection::open(&addr(&req), "", "", 30).map_err(e)?;
+        conn.publish(&topic, &b"hello mqtt".to_vec(), Qos::AtLeastOnce)
+            .map_err(e)?;
+        Ok("published".into())
+    };
+    reply(run())
+}
+
+fn use_llm(_: Request, _: Params) -> Response {
+    let result = spin_sdk::llm::infer(spin_sdk::llm::InferencingModel::Llama2Chat, "hi");
+    match result {
+        Ok(r) => text(200, &r.text),
+        Err(e) => text(503, &format!("{e:?}")),
     }
 }

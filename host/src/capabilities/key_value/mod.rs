@@ -1,5 +1,7 @@
-//! `fermyon:spin/key-value@2.0.0`: each store label is an embedded sqlite file holding one
-//! `spin_key_value` table; a component opens only the labels its manifest grants.
+//! Key-value: `fermyon:spin/key-value@2.0.0` here and `wasi:keyvalue@0.2.0-draft2` (store,
+//! atomics, batch) in [`wasi`], both on the same stores. Each store label is an embedded
+//! sqlite file holding one `spin_key_value` table; a component opens only the labels its
+//! manifest grants (`key_value_stores`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,16 @@ use wasmtime::component::{Linker, Resource};
 use crate::bindings::key_value::{self, Error};
 use crate::capabilities::sqlite::DbPool;
 use crate::state::HostState;
+
+pub mod wasi;
+
+// The statements both interfaces share.
+const GET: &str = "SELECT value FROM spin_key_value WHERE key = ?1";
+const SET: &str = "INSERT INTO spin_key_value (key, value) VALUES (?1, ?2) \
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+const DELETE: &str = "DELETE FROM spin_key_value WHERE key = ?1";
+const EXISTS: &str = "SELECT 1 FROM spin_key_value WHERE key = ?1";
+const KEYS: &str = "SELECT key FROM spin_key_value ORDER BY key";
 
 const CREATE_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS spin_key_value (key TEXT PRIMARY KEY, value BLOB NOT NULL)";
@@ -31,29 +43,44 @@ pub async fn prepare(pool: &Arc<DbPool>) -> anyhow::Result<()> {
 
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     key_value::add_to_linker::<_, super::Data>(linker, |s| s)?;
+    wasi::add_to_linker(linker)?;
     Ok(())
 }
 
 impl key_value::Host for HostState {}
 
 impl HostState {
+    /// The pool of a granted store, or `None` when the manifest does not grant `label`.
+    fn kv_grant(&self, label: &str) -> Option<Arc<DbPool>> {
+        let pool = self.component.key_value.granted.get(label).cloned();
+        if pool.is_none() {
+            tracing::warn!(component = %self.component.spec.id, store = %label, "key-value open denied: label not in key_value_stores");
+        }
+        pool
+    }
+
+    /// Runs `f` on the store behind `store`; a database failure is the guest's error.
+    async fn kv_run<R: Send + 'static>(
+        &mut self,
+        store: &Resource<KvStore>,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+    ) -> wasmtime::Result<Result<R, String>> {
+        let pool = self.table.get(store)?.pool.clone();
+        Ok(pool.run(f).await.map_err(|e| format!("{e:#}")))
+    }
+
     async fn kv<R: Send + 'static>(
         &mut self,
         store: &Resource<KvStore>,
         f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> wasmtime::Result<Result<R, Error>> {
-        let pool = self.table.get(store)?.pool.clone();
-        Ok(pool
-            .run(f)
-            .await
-            .map_err(|e| Error::Other(format!("{e:#}"))))
+        Ok(self.kv_run(store, f).await?.map_err(Error::Other))
     }
 }
 
 impl key_value::HostStore for HostState {
     async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<KvStore>, Error>> {
-        let Some(pool) = self.component.key_value.granted.get(&label).cloned() else {
-            tracing::warn!(component = %self.component.spec.id, store = %label, "key-value open denied: label not in key_value_stores");
+        let Some(pool) = self.kv_grant(&label) else {
             return Ok(Err(Error::AccessDenied));
         };
         Ok(Ok(self.table.push(KvStore { pool })?))
@@ -65,7 +92,7 @@ impl key_value::HostStore for HostState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         self.kv(&store, move |c| {
-            let mut stmt = c.prepare_cached("SELECT value FROM spin_key_value WHERE key = ?1")?;
+            let mut stmt = c.prepare_cached(GET)?;
             let mut rows = stmt.query([key])?;
             rows.next()?.map(|row| row.get(0)).transpose()
         })
@@ -79,7 +106,7 @@ impl key_value::HostStore for HostState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.kv(&store, move |c| {
-            c.prepare_cached("INSERT INTO spin_key_value (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+            c.prepare_cached(SET)?
                 .execute(rusqlite::params![key, value])
                 .map(drop)
         })
@@ -92,9 +119,7 @@ impl key_value::HostStore for HostState {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.kv(&store, move |c| {
-            c.prepare_cached("DELETE FROM spin_key_value WHERE key = ?1")?
-                .execute([key])
-                .map(drop)
+            c.prepare_cached(DELETE)?.execute([key]).map(drop)
         })
         .await
     }
@@ -104,11 +129,8 @@ impl key_value::HostStore for HostState {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        self.kv(&store, move |c| {
-            c.prepare_cached("SELECT 1 FROM spin_key_value WHERE key = ?1")?
-                .exists([key])
-        })
-        .await
+        self.kv(&store, move |c| c.prepare_cached(EXISTS)?.exists([key]))
+            .await
     }
 
     async fn get_keys(
@@ -116,7 +138,7 @@ impl key_value::HostStore for HostState {
         store: Resource<KvStore>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.kv(&store, |c| {
-            let mut stmt = c.prepare_cached("SELECT key FROM spin_key_value ORDER BY key")?;
+            let mut stmt = c.prepare_cached(KEYS)?;
             stmt.query_map([], |row| row.get(0))?.collect()
         })
         .await
