@@ -64,6 +64,29 @@ pub struct Order {
     pub expires_at: String,
     /// The reserved ticket.
     pub ticket: OrderTicket,
+    /// Its payment, once one went through.
+    #[serde(default)]
+    pub payment: Option<OrderPayment>,
+}
+
+/// An order's payment: kept, or given back because the order did not complete.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPayment {
+    /// `paid` or `refunded`.
+    pub status: String,
+}
+
+impl Order {
+    /// What happened to the money of a cancelled order, for the buyer; `None` when
+    /// nothing was charged.
+    pub fn refund_notice(&self) -> Option<&'static str> {
+        match self.payment.as_ref()?.status.as_str() {
+            "refunded" => Some("Your payment was refunded"),
+            _ if self.status == "cancelled" => Some("Your payment is being refunded"),
+            _ => None,
+        }
+    }
 }
 
 /// What the browser needs to load Stripe.js.

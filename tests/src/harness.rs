@@ -130,6 +130,15 @@ impl TesseraUp {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// How many captured output lines contain every one of `needles`.
+    pub fn count_log_lines(&self, needles: &[&str]) -> usize {
+        let output = self.output.lock().unwrap();
+        output
+            .iter()
+            .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+            .count()
+    }
+
     /// Polls the captured output until `needle` appears or the deadline passes.
     pub fn wait_for_log(&self, needle: &str, deadline: Duration) -> bool {
         let start = Instant::now();
@@ -417,5 +426,77 @@ impl Drop for LocalStripe {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A TCP forwarder on a free loopback port that can be switched off: then it accepts
+/// and at once closes every connection, as a server that went away (the caller sees a
+/// reset or an empty reply). Used to take Stripe down without losing its state.
+pub struct TcpSwitch {
+    pub port: u16,
+    open: Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TcpSwitch {
+    /// Forwards to `127.0.0.1:target`, switched on.
+    pub fn start(target: u16) -> TcpSwitch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the switch");
+        let port = listener.local_addr().expect("switch address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let open = Arc::new(AtomicBool::new(true));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let is_open = open.clone();
+        // Its own thread and runtime, so it outlives no test runtime and needs none.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("switch runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let accept = async {
+                    while let Ok((mut inbound, _)) = listener.accept().await {
+                        if !is_open.load(Ordering::SeqCst) {
+                            drop(inbound);
+                            continue;
+                        }
+                        tokio::spawn(async move {
+                            if let Ok(mut outbound) =
+                                tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                            {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound)
+                                    .await;
+                            }
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        TcpSwitch {
+            port,
+            open,
+            stop: Some(stop),
+        }
+    }
+
+    /// Switches forwarding on or off (new connections only).
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpSwitch {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }

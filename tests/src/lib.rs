@@ -3,5 +3,6 @@
 
 pub mod harness;
 pub mod marketplace;
+pub mod stripe;
 
 pub use harness::*;

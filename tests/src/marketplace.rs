@@ -5,7 +5,7 @@
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{LocalStripe, RedisServer, TesseraUp, workspace_root};
+use crate::harness::{LocalStripe, RedisServer, TcpSwitch, TesseraUp, workspace_root};
 
 /// The secret tests sign session cookies with (to forge and tamper with tokens).
 pub const JWT_SECRET: &str = "test-secret-for-black-box-tests";
@@ -18,16 +18,34 @@ pub struct Marketplace {
     pub app: TesseraUp,
     pub redis: RedisServer,
     pub stripe: LocalStripe,
+    /// Between the app and `stripe`, when [`Setup::stripe_switch`] asked for one.
+    pub stripe_switch: Option<TcpSwitch>,
     env: Vec<(String, String)>,
     state: tempfile::TempDir,
     source: Source,
+    /// Holds the edited manifest of [`Setup::held`].
+    _manifest_dir: Option<tempfile::TempDir>,
+}
+
+/// How a test wants the marketplace, beyond the defaults.
+#[derive(Default)]
+pub struct Setup<'a> {
+    /// Extra `SPIN_VARIABLE_*`-style environment (overrides the defaults).
+    pub env: &'a [(&'a str, &'a str)],
+    /// `(component, channel)` subscriptions of spin.toml moved to `held:<channel>`, so
+    /// that the component sees those events only when the test hands them over
+    /// ([`Marketplace::deliver_held`]): a consumer held back on purpose, to make a race
+    /// happen.
+    pub held: &'a [(&'a str, &'a str)],
+    /// Reach Stripe through a [`TcpSwitch`], to take it down and bring it back.
+    pub stripe_switch: bool,
 }
 
 /// Where `tessera up` gets the app.
 #[derive(Clone)]
 enum Source {
-    /// The repo's spin.toml.
-    Manifest,
+    /// The repo's spin.toml, or an edited copy of it.
+    Manifest(std::path::PathBuf),
     /// `--from REFERENCE --insecure`, run in the (otherwise empty) state directory with
     /// this registry cache.
     Registry { reference: String, cache: String },
@@ -40,7 +58,38 @@ impl Marketplace {
 
     /// Starts the app with extra `SPIN_VARIABLE_*`-style environment.
     pub fn start_with(env: &[(&str, &str)]) -> Marketplace {
-        Self::start_source(Source::Manifest, env)
+        Self::start_setup(Setup {
+            env,
+            ..Setup::default()
+        })
+    }
+
+    /// Starts the app as `setup` says.
+    pub fn start_setup(setup: Setup<'_>) -> Marketplace {
+        if setup.held.is_empty() {
+            let manifest = Source::Manifest(workspace_root().join("spin.toml"));
+            return Self::start_source(manifest, setup.env, setup.stripe_switch);
+        }
+        let (dir, manifest) = held_manifest(setup.held);
+        let mut market =
+            Self::start_source(Source::Manifest(manifest), setup.env, setup.stripe_switch);
+        market._manifest_dir = Some(dir);
+        market
+    }
+
+    /// Hands `payload` to the components whose `channel` subscription is held
+    /// ([`Setup::held`]).
+    pub fn deliver_held(&self, channel: &str, payload: &str) {
+        self.redis.publish(&format!("held:{channel}"), payload);
+    }
+
+    /// Takes Stripe down (`false`) or brings it back (`true`); needs
+    /// [`Setup::stripe_switch`].
+    pub fn set_stripe_up(&self, up: bool) {
+        self.stripe_switch
+            .as_ref()
+            .expect("started with Setup { stripe_switch: true, .. }")
+            .set_open(up);
     }
 
     /// Starts the app pulled from a plain-HTTP registry (`tessera up --from reference
@@ -50,7 +99,7 @@ impl Marketplace {
             reference: reference.to_owned(),
             cache: cache_dir.display().to_string(),
         };
-        Self::start_source(source, &[])
+        Self::start_source(source, &[], false)
     }
 
     /// The directory `tessera up` keeps its state in.
@@ -58,11 +107,15 @@ impl Marketplace {
         self.state.path()
     }
 
-    fn start_source(source: Source, env: &[(&str, &str)]) -> Marketplace {
+    fn start_source(source: Source, env: &[(&str, &str)], stripe_switch: bool) -> Marketplace {
         let redis = RedisServer::start();
         let stripe = LocalStripe::start();
-        let stripe_base = stripe.base_url();
-        let stripe_js = format!("{stripe_base}/js.stripe.com/v3/");
+        let stripe_js = format!("{}/js.stripe.com/v3/", stripe.base_url());
+        let stripe_switch = stripe_switch.then(|| TcpSwitch::start(stripe.port));
+        let stripe_base = match &stripe_switch {
+            Some(switch) => format!("http://127.0.0.1:{}", switch.port),
+            None => stripe.base_url(),
+        };
         let address = redis.address();
         let vars: Vec<(String, String)> = [
             ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
@@ -71,7 +124,7 @@ impl Marketplace {
             ("SPIN_VARIABLE_ARGON2_MEMORY_KIB", "64"),
             ("SPIN_VARIABLE_ARGON2_ITERATIONS", "1"),
             ("SPIN_VARIABLE_STRIPE_API_BASE", &stripe_base),
-            ("SPIN_VARIABLE_STRIPE_SECRET_KEY", "sk_test_black_box"),
+            ("SPIN_VARIABLE_STRIPE_SECRET_KEY", crate::stripe::SECRET_KEY),
             ("SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY", "pk_test_black_box"),
             ("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
             ("SPIN_VARIABLE_STRIPE_JS_URL", &stripe_js),
@@ -87,9 +140,11 @@ impl Marketplace {
             app,
             redis,
             stripe,
+            stripe_switch,
             env: vars,
             state,
             source,
+            _manifest_dir: None,
         }
     }
 
@@ -139,16 +194,26 @@ impl Marketplace {
 }
 
 fn spawn_app(source: &Source, vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
+    let app = spawn_tessera(source, vars, state);
+    // `tessera up` serves HTTP while its Redis subscriber is still connecting; an event
+    // published before it has subscribed would be lost (pub/sub keeps nothing), so tests
+    // start once it has. It logs every channel after subscribing to all of them.
+    assert!(
+        app.wait_for_log("Subscribed to ", std::time::Duration::from_secs(30)),
+        "tessera did not subscribe to Redis:\n{}",
+        app.logs()
+    );
+    app
+}
+
+fn spawn_tessera(source: &Source, vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
     let root = workspace_root();
     let rc = root.join("runtime-config.toml").display().to_string();
     let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     match source {
-        Source::Manifest => TesseraUp::spawn_with_state(
-            &root.join("spin.toml"),
-            &["--runtime-config-file", &rc],
-            &env,
-            state,
-        ),
+        Source::Manifest(manifest) => {
+            TesseraUp::spawn_with_state(manifest, &["--runtime-config-file", &rc], &env, state)
+        }
         Source::Registry { reference, cache } => TesseraUp::spawn_from_registry(
             reference,
             state,
@@ -162,6 +227,31 @@ fn spawn_app(source: &Source, vars: &[(String, String)], state: &std::path::Path
             &env,
         ),
     }
+}
+
+/// A copy of spin.toml, in a new directory, whose `held` `(component, channel)`
+/// subscriptions listen on `held:<channel>` instead; its paths point at the checkout.
+fn held_manifest(held: &[(&str, &str)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let root = workspace_root();
+    let mut text = std::fs::read_to_string(root.join("spin.toml")).expect("read spin.toml");
+    for (component, channel) in held {
+        let from = format!("channel = \"{channel}\"\ncomponent = \"{component}\"");
+        assert!(
+            text.contains(&from),
+            "spin.toml has no [[trigger.redis]] of {component} on {channel}"
+        );
+        let to = format!("channel = \"held:{channel}\"\ncomponent = \"{component}\"");
+        text = text.replace(&from, &to);
+    }
+    // Sources are relative to the manifest's directory.
+    let root = root.display();
+    text = text
+        .replace("source = \"target/", &format!("source = \"{root}/target/"))
+        .replace("source = \"client/", &format!("source = \"{root}/client/"));
+    let dir = tempfile::tempdir().expect("manifest dir");
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(&manifest, text).expect("write the held manifest");
+    (dir, manifest)
 }
 
 /// The JSON body of a response.
@@ -308,6 +398,22 @@ impl Marketplace {
 }
 
 impl Marketplace {
+    /// `POST /api/payments {orderId, token?}` as `buyer`; the status and JSON body.
+    pub async fn pay(
+        &self,
+        buyer: &Client,
+        order_id: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = json!({"orderId": order_id});
+        if let Some(token) = token {
+            request["token"] = json!(token);
+        }
+        let resp = self.post(buyer, "/api/payments", request).await;
+        let status = resp.status();
+        (status, body(resp).await)
+    }
+
     /// PUT with a JSON body; returns the status and JSON body.
     pub async fn put_json(
         &self,

@@ -9,23 +9,11 @@ use serde_json::{Value, json};
 use tessera_blackbox::marketplace::{
     Deal, Marketplace, STRIPE_WEBHOOK_SECRET, body, eventually, messages,
 };
+use tessera_blackbox::stripe::{
+    get as stripe_get, list as stripe_list, pay_in_browser, payment_intents, succeeded_charges,
+};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn pay(
-    m: &Marketplace,
-    buyer: &Client,
-    order_id: &str,
-    token: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = json!({"orderId": order_id});
-    if let Some(token) = token {
-        request["token"] = json!(token);
-    }
-    let resp = m.post(buyer, "/api/payments", request).await;
-    let status = resp.status();
-    (status, body(resp).await)
-}
 
 async fn order_status(m: &Marketplace, buyer: &Client, order_id: &str) -> String {
     let order = body(m.get(buyer, &format!("/api/orders/{order_id}")).await).await;
@@ -39,43 +27,6 @@ async fn wait_for_status(m: &Marketplace, buyer: &Client, order_id: &str, want: 
         || async { (order_status(m, buyer, order_id).await == want).then_some(()) },
     )
     .await;
-}
-
-/// Every PaymentIntent localstripe holds for `amount` cents.
-async fn payment_intents(m: &Marketplace, amount: u64) -> Vec<Value> {
-    stripe_list(m, "payment_intents")
-        .await
-        .into_iter()
-        .filter(|pi| pi["amount"] == amount)
-        .collect()
-}
-
-/// How many PaymentIntents of `amount` cents succeeded (were charged).
-async fn succeeded_charges(m: &Marketplace, amount: u64) -> usize {
-    payment_intents(m, amount)
-        .await
-        .iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count()
-}
-
-/// `GET {path}` at localstripe with the app's secret key.
-async fn stripe_get(m: &Marketplace, path: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}{path}", m.stripe.base_url()))
-        .bearer_auth("sk_test_black_box")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Every object of one kind (`payment_intents`, `customers`, …) localstripe holds.
-async fn stripe_list(m: &Marketplace, kind: &str) -> Vec<Value> {
-    let list = stripe_get(m, &format!("/v1/{kind}?limit=100")).await;
-    list["data"].as_array().cloned().unwrap_or_default()
 }
 
 /// Every SetupIntent localstripe holds.
@@ -202,7 +153,7 @@ async fn the_browser_saves_the_card_with_a_setup_intent_and_pays_with_it() {
     assert_eq!(customers(&m).await.len(), 1, "one Customer per order");
 
     // The first card pays: the PaymentIntent names the Customer the card belongs to.
-    let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some(&method)).await;
+    let (status, payment) = m.pay(&deal.buyer, &deal.order_id, Some(&method)).await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
     assert_eq!(payment["orderId"], deal.order_id.as_str());
     wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
@@ -279,7 +230,9 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(10.99).await;
 
-    let (status, payment) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, payment) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
     assert_eq!(payment["orderId"], deal.order_id.as_str());
     let stripe_id = payment["stripeId"].as_str().unwrap().to_owned();
@@ -302,7 +255,9 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
     assert_eq!(intents[0]["customer"], Value::Null);
     assert!(customers(&m).await.is_empty());
 
-    let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, again) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         (status, messages(&again)),
         (
@@ -335,20 +290,22 @@ async fn payment_rules_are_checked_in_order() {
     let stranger = m.client();
     m.sign_up(&stranger, "stranger@example.com").await;
 
-    let (status, errors) = pay(&m, &deal.buyer, "", Some("pm_card_visa")).await;
+    let (status, errors) = m.pay(&deal.buyer, "", Some("pm_card_visa")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(errors["errors"][0]["field"], "orderId");
-    let (status, _) = pay(
-        &m,
-        &deal.buyer,
-        "8c5f4a52-3a2e-4d8e-9b6a-000000000000",
-        Some("pm_card_visa"),
-    )
-    .await;
+    let (status, _) = m
+        .pay(
+            &deal.buyer,
+            "8c5f4a52-3a2e-4d8e-9b6a-000000000000",
+            Some("pm_card_visa"),
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = pay(&m, &stranger, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, _) = m.pay(&stranger, &deal.order_id, Some("pm_card_visa")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = pay(&m, &Client::new(), &deal.order_id, Some("pm_card_visa")).await;
+    let (status, _) = m
+        .pay(&Client::new(), &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "not signed in");
 
     let resp = deal
@@ -361,12 +318,14 @@ async fn payment_rules_are_checked_in_order() {
     // Payments hears of the cancellation asynchronously; poll with the no-token call,
     // which never charges (it only prepares an intent), until it refuses.
     let errors = eventually("payments to see the cancellation", DEADLINE, || async {
-        let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+        let (status, errors) = m.pay(&deal.buyer, &deal.order_id, None).await;
         (status == StatusCode::BAD_REQUEST).then_some(errors)
     })
     .await;
     assert_eq!(messages(&errors), ["Cannot pay for an cancelled order"]);
-    let (status, errors) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, errors) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         (status, messages(&errors)),
         (
@@ -381,13 +340,13 @@ async fn payment_rules_are_checked_in_order() {
 async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(12.34).await;
-    let (status, declined) = pay(
-        &m,
-        &deal.buyer,
-        &deal.order_id,
-        Some("pm_card_chargeCustomerFail"),
-    )
-    .await;
+    let (status, declined) = m
+        .pay(
+            &deal.buyer,
+            &deal.order_id,
+            Some("pm_card_chargeCustomerFail"),
+        )
+        .await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{declined}");
     assert!(
         !messages(&declined).is_empty(),
@@ -400,8 +359,8 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
 
     // The same request sent twice at once charges once.
     let (first, second) = tokio::join!(
-        pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")),
-        pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")),
+        m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa")),
+        m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa")),
     );
     let created: Vec<&(StatusCode, Value)> = [&first, &second]
         .into_iter()
@@ -422,7 +381,9 @@ async fn a_declined_card_is_402_and_the_order_can_still_be_paid() {
 async fn unpaid_orders_expire_and_paid_ones_never_do() {
     let m = Marketplace::start_with(&[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2")]);
     let paid = m.ordered_ticket(3.0).await;
-    let (status, _) = pay(&m, &paid.buyer, &paid.order_id, Some("pm_card_visa")).await;
+    let (status, _) = m
+        .pay(&paid.buyer, &paid.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let unpaid = m.ordered_ticket(4.0).await;
 
@@ -442,7 +403,9 @@ async fn unpaid_orders_expire_and_paid_ones_never_do() {
         "complete"
     );
 
-    let (status, errors) = pay(&m, &unpaid.buyer, &unpaid.order_id, Some("pm_card_visa")).await;
+    let (status, errors) = m
+        .pay(&unpaid.buyer, &unpaid.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{errors}");
     assert!(
         payment_intents(&m, 400).await.is_empty(),
@@ -493,32 +456,13 @@ fn signed(payload: &str, secret: &str) -> String {
 async fn webhook_checks_the_signature_and_records_a_payment_once() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(8.5).await;
-    let (status, intent) = pay(&m, &deal.buyer, &deal.order_id, None).await;
+    let (status, intent) = m.pay(&deal.buyer, &deal.order_id, None).await;
     assert_eq!(status, StatusCode::CREATED, "{intent}");
     assert!(intent["clientSecret"].is_string());
     let stripe_id = intent["stripeId"].as_str().unwrap().to_owned();
 
-    // The browser confirms the card with Stripe.js; here, straight against localstripe
-    // (which wants the payment method attached first, then a bare confirm).
-    let stripe = Client::new();
-    let intent_url = format!("{}/v1/payment_intents/{stripe_id}", m.stripe.base_url());
-    let attached = stripe
-        .post(&intent_url)
-        .bearer_auth("sk_test_black_box")
-        .form(&[("payment_method", "pm_card_visa")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(attached.status(), StatusCode::OK);
-    let confirmed: Value = stripe
-        .post(format!("{intent_url}/confirm"))
-        .bearer_auth("sk_test_black_box")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The browser confirms the card with Stripe.js.
+    let confirmed = pay_in_browser(&m, &stripe_id).await;
     assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
 
     let event = json!({
@@ -559,7 +503,9 @@ async fn webhook_checks_the_signature_and_records_a_payment_once() {
         assert_eq!(resp.status(), StatusCode::OK);
     }
     wait_for_status(&m, &deal.buyer, &deal.order_id, "complete").await;
-    let (status, again) = pay(&m, &deal.buyer, &deal.order_id, Some("pm_card_visa")).await;
+    let (status, again) = m
+        .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
+        .await;
     assert_eq!(
         (status, messages(&again)),
         (

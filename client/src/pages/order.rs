@@ -47,6 +47,7 @@ fn OrderCard(order: Order) -> impl IntoView {
     // once (keeping its state and errors) instead of on every tick.
     let expired = Memo::new(move |_| left() == 0);
     let status = order.status.clone();
+    let refund_notice = order.refund_notice();
     let order_id = order.id.clone();
     let amount = dollars(order.ticket.price_cents);
     view! {
@@ -58,7 +59,10 @@ fn OrderCard(order: Order) -> impl IntoView {
                     <p class="badge ok">"Paid. Enjoy the show!"</p>
                     <A href="/orders">"My orders"</A>
                 }.into_any(),
-                "cancelled" => view! { <p class="badge">"Order Cancelled"</p> }.into_any(),
+                "cancelled" => view! {
+                    <p class="badge">"Order Cancelled"</p>
+                    {refund_notice.map(|notice| view! { <p class="notice">{notice}</p> })}
+                }.into_any(),
                 _ if expired.get() => view! { <p class="badge">"Order Expired"</p> }.into_any(),
                 _ => view! {
                     <p class="countdown">{move || format!("Time left to pay: {} seconds", left())}</p>

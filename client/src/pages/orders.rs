@@ -26,11 +26,13 @@ pub fn Orders() -> impl IntoView {
                             <ul class="orders">
                                 {list.into_iter().map(|o| {
                                     let class = format!("status status-{}", o.status);
+                                    let notice = o.refund_notice();
                                     view! {
                                         <li>
                                             <A href=format!("/orders/{}", o.id)>{o.ticket.title}</A>
                                             " - "
                                             <span class=class>{o.status}</span>
+                                            {notice.map(|notice| view! { <span class="muted">{format!(" ({notice})")}</span> })}
                                         </li>
                                     }
                                 }).collect_view()}

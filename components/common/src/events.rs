@@ -32,7 +32,7 @@ mod bindings {
 
 pub use bindings::tessera::events::types::{
     ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, OrderTicket,
-    PaymentCreated, TicketCreated, TicketRef, TicketUpdated,
+    PaymentCreated, PaymentRefunded, TicketCreated, TicketRef, TicketUpdated,
 };
 
 /// The CloudEvents version of every envelope.
@@ -114,6 +114,8 @@ events! {
     ExpirationComplete => EXPIRATION_COMPLETE = "expiration:complete",
     /// From payments: an order was paid.
     PaymentCreated => PAYMENT_CREATED = "payment:created",
+    /// From payments: a payment was given back (its order did not complete).
+    PaymentRefunded => PAYMENT_REFUNDED = "payment:refunded",
 }
 
 /// The CloudEvents 1.0 attributes Tessera uses, around `data`.

@@ -5,7 +5,13 @@
 //! | `ticket:created`      | create the ticket's replica (if absent)                  |
 //! | `ticket:updated`      | replace the replica if the event is newer                |
 //! | `expiration:complete` | [`Trigger::LockExpired`]: cancel unless paid or cancelled |
-//! | `payment:created`     | [`Trigger::PaymentReceived`]: mark the order complete    |
+//! | `payment:created`     | [`Trigger::PaymentReceived`]: mark the order complete;   |
+//! |                       | show the payment as paid                                 |
+//! | `payment:refunded`    | show the payment as refunded                             |
+//!
+//! A payment of an order that is already cancelled does not revive it: payments
+//! refunds the charge once it sees the cancellation, and orders announces the
+//! cancellation once more in case that payments replica missed it.
 //!
 //! Pub/sub delivers at most once to every replica of the app, possibly late, twice or
 //! out of order, so each effect is idempotent: replicas take only newer versions, and
@@ -16,7 +22,7 @@
 
 use common::events::{self, DecodeError, Event};
 
-use crate::domain::{OrderId, Refusal, Ticket, Trigger};
+use crate::domain::{OrderId, PaymentEvent, Refusal, Ticket, Trigger};
 use crate::store::OrderStore;
 use crate::update::{Applied, apply};
 
@@ -44,16 +50,23 @@ pub fn handle(store: &impl OrderStore, payload: &[u8], now: u64) -> anyhow::Resu
             on_order(store, &expired.order_id, Trigger::LockExpired, now)?;
         }
         Event::PaymentCreated(payment) => {
+            let shown = PaymentEvent::Created(&payment.stripe_id);
+            on_payment(store, &payment.order_id, shown)?;
             if let Some(Applied::Refused(order, Refusal::PaidAfterCancellation)) =
                 on_order(store, &payment.order_id, Trigger::PaymentReceived, now)?
             {
                 // The order stays cancelled: its ticket may already be someone else's.
                 eprintln!(
                     "payment {} (Stripe {}) arrived for order {}, which is already \
-                     cancelled; the order stays cancelled and the payment must be refunded",
+                     cancelled; the order stays cancelled and payments refunds the charge",
                     payment.id, payment.stripe_id, order.id
                 );
+                store.announce_again(&order, now)?;
             }
+        }
+        Event::PaymentRefunded(refunded) => {
+            let shown = PaymentEvent::Refunded(&refunded.stripe_id);
+            on_payment(store, &refunded.order_id, shown)?;
         }
         // Our own order events, should a trigger ever route them here.
         Event::OrderCreated(_) | Event::OrderCancelled(_) | Event::OrderCompleted(_) => {}
@@ -79,6 +92,26 @@ pub fn cancel_overdue(store: &impl OrderStore, now: u64) -> anyhow::Result<usize
     Ok(cancelled)
 }
 
+/// Shows a payments event on order `raw_id` (logged and ignored when there is no such
+/// order).
+fn on_payment(
+    store: &impl OrderStore,
+    raw_id: &str,
+    event: PaymentEvent<'_>,
+) -> anyhow::Result<()> {
+    let known = OrderId::parse(raw_id)
+        .map(|id| store.order(&id).map(|order| order.map(|_| id)))
+        .transpose()?
+        .flatten();
+    match known {
+        Some(id) => {
+            store.apply_payment(&id, event)?;
+        }
+        None => eprintln!("ignoring {event:?} for unknown order {raw_id:?}"),
+    }
+    Ok(())
+}
+
 /// Applies `trigger` to order `raw_id`; `None` (logged) when there is no such order.
 fn on_order(
     store: &impl OrderStore,
@@ -100,17 +133,23 @@ fn on_order(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{ExpiresAt, Order, OrderStatus};
+    use crate::domain::{ExpiresAt, Order, OrderStatus, PaymentStatus};
     use crate::testing::*;
-    use common::events::{ExpirationComplete, OrderCancelled, PaymentCreated, TicketRef};
+    use common::events::{
+        ExpirationComplete, OrderCancelled, PaymentCreated, PaymentRefunded, TicketRef,
+    };
 
     fn deliver(store: &TestStore, event: impl Into<Event>) {
         handle(store, &message(event), NOW).unwrap();
     }
 
     fn placed(store: &TestStore) -> Order {
-        put_ticket(store, "t1", 1099);
-        let ticket = store.ticket("t1").unwrap().unwrap();
+        placed_on(store, "t1")
+    }
+
+    fn placed_on(store: &TestStore, ticket: &str) -> Order {
+        put_ticket(store, ticket, 1099);
+        let ticket = store.ticket(ticket).unwrap().unwrap();
         let order = Order::place("buyer", ticket, ExpiresAt::from_unix_seconds(NOW + 60));
         store.insert_order(&order, NOW).unwrap();
         order
@@ -120,6 +159,25 @@ mod tests {
         ExpirationComplete {
             order_id: order.id.to_string(),
         }
+    }
+
+    fn refunded(order: &Order, stripe_id: &str) -> PaymentRefunded {
+        PaymentRefunded {
+            id: "p1".into(),
+            order_id: order.id.to_string(),
+            stripe_id: stripe_id.into(),
+            refund_id: "re_1".into(),
+        }
+    }
+
+    fn shown_payment(store: &TestStore, order: &Order) -> Option<(PaymentStatus, &'static str)> {
+        let payment = store.order(&order.id).unwrap().unwrap().payment?;
+        let stripe_id = match payment.stripe_id.as_str() {
+            "pi_1" => "pi_1",
+            "pi_2" => "pi_2",
+            other => panic!("unexpected charge {other}"),
+        };
+        Some((payment.status, stripe_id))
     }
 
     fn paid(order: &Order) -> PaymentCreated {
@@ -228,14 +286,60 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_after_expiry_does_not_revive_the_order() {
+    fn a_payment_after_expiry_does_not_revive_the_order_and_is_refunded() {
         let store = store();
         let order = placed(&store);
         deliver(&store, expired(&order));
         deliver(&store, paid(&order));
+        // The cancellation goes out again, the same version, for a payments replica
+        // that missed it: that is what makes payments refund the charge.
         assert_eq!(
             state(&store, &order),
-            (OrderStatus::Cancelled, 1, vec!["order:cancelled"])
+            (
+                OrderStatus::Cancelled,
+                1,
+                vec!["order:cancelled", "order:cancelled"]
+            )
+        );
+        let events = outbox(&store);
+        assert_eq!(events[1], events[2]);
+        assert_eq!(
+            shown_payment(&store, &order),
+            Some((PaymentStatus::Paid, "pi_1"))
+        );
+
+        deliver(&store, refunded(&order, "pi_1"));
+        assert_eq!(
+            shown_payment(&store, &order),
+            Some((PaymentStatus::Refunded, "pi_1"))
+        );
+        assert_eq!(state(&store, &order).0, OrderStatus::Cancelled);
+    }
+
+    #[test]
+    fn the_payment_shows_on_the_order_whatever_the_order_of_arrival() {
+        let store = store();
+        let order = placed(&store);
+        assert_eq!(shown_payment(&store, &order), None);
+        deliver(&store, paid(&order));
+        assert_eq!(
+            shown_payment(&store, &order),
+            Some((PaymentStatus::Paid, "pi_1"))
+        );
+        // The refund of a second card leaves the kept payment shown.
+        deliver(&store, refunded(&order, "pi_2"));
+        assert_eq!(
+            shown_payment(&store, &order),
+            Some((PaymentStatus::Paid, "pi_1"))
+        );
+
+        let other = placed_on(&store, "t2");
+        deliver(&store, refunded(&other, "pi_1"));
+        deliver(&store, paid(&other));
+        assert_eq!(
+            shown_payment(&store, &other),
+            Some((PaymentStatus::Refunded, "pi_1")),
+            "a late payment:created does not undo its refund"
         );
     }
 

@@ -13,7 +13,9 @@ use common::sqlite::{
     self, Connection, Database, Row, Value, get_opt_text, get_text, get_u64, integer, text,
 };
 
-use crate::domain::{ExpiresAt, Order, OrderId, OrderStatus, Ticket};
+use crate::domain::{
+    ExpiresAt, Order, OrderId, OrderStatus, Payment, PaymentEvent, PaymentStatus, Ticket,
+};
 
 /// Database label; must be listed in the component's `sqlite_databases` and, being
 /// other than `default`, declared in the runtime config.
@@ -49,13 +51,21 @@ const SCHEMA: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS orders_one_holder_per_ticket
         ON orders (ticket_id) WHERE status IN ('created', 'complete')",
     "CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, created_at)",
+    // The payment shown on an order (`domain::payment`), from payments' events.
+    "CREATE TABLE IF NOT EXISTS order_payments (
+        order_id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('paid', 'refunded')),
+        stripe_id TEXT NOT NULL
+    )",
 ];
 
-/// Order rows joined with their ticket's replica.
+/// Order rows joined with their ticket's replica and their payment.
 const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.expires_at, o.version,
         t.id AS ticket_id, t.title, t.price_cents, t.user_id AS seller_id,
-        t.version AS ticket_version, t.order_id AS holder_id
-    FROM orders o JOIN tickets t ON t.id = o.ticket_id";
+        t.version AS ticket_version, t.order_id AS holder_id,
+        p.status AS payment_status, p.stripe_id AS payment_stripe_id
+    FROM orders o JOIN tickets t ON t.id = o.ticket_id
+    LEFT JOIN order_payments p ON p.order_id = o.id";
 
 /// Why an order could not be inserted.
 #[derive(Debug)]
@@ -101,6 +111,14 @@ pub trait OrderStore {
 
     /// Up to `limit` orders still `created` whose deadline is at or before `cutoff`.
     fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>>;
+
+    /// Applies a payments event to the payment shown on order `id` ([`Payment::apply`]),
+    /// atomically; whether it changed anything.
+    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<bool>;
+
+    /// Queues `order`'s event once more (same version), for consumers that may have
+    /// missed it; they ignore a duplicate.
+    fn announce_again(&self, order: &Order, now: u64) -> anyhow::Result<()>;
 }
 
 impl<S: OrderStore + ?Sized> OrderStore for &S {
@@ -130,6 +148,14 @@ impl<S: OrderStore + ?Sized> OrderStore for &S {
 
     fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>> {
         (**self).overdue_orders(cutoff, limit)
+    }
+
+    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<bool> {
+        (**self).apply_payment(id, event)
+    }
+
+    fn announce_again(&self, order: &Order, now: u64) -> anyhow::Result<()> {
+        (**self).announce_again(order, now)
     }
 }
 
@@ -277,6 +303,31 @@ impl<D: Database> OrderStore for SqliteOrders<D> {
         })
     }
 
+    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<bool> {
+        sqlite::transaction(&self.db, || {
+            let current = self.order(id)?.and_then(|order| order.payment);
+            let Some(payment) = Payment::apply(current.as_ref(), event) else {
+                return Ok(false);
+            };
+            self.db
+                .query(
+                    "INSERT OR REPLACE INTO order_payments (order_id, status, stripe_id)
+                     VALUES (?, ?, ?)",
+                    &[
+                        text(id.as_ref()),
+                        text(payment.status.as_str()),
+                        text(payment.stripe_id.as_str()),
+                    ],
+                )
+                .context("Failed to store an order's payment")?;
+            Ok(true)
+        })
+    }
+
+    fn announce_again(&self, order: &Order, now: u64) -> anyhow::Result<()> {
+        sqlite::transaction(&self.db, || self.enqueue(order, now))
+    }
+
     fn update_order(&self, previous: &Order, updated: &Order, now: u64) -> anyhow::Result<bool> {
         let params = [
             text(updated.status.as_str()),
@@ -334,7 +385,20 @@ fn order_from(row: &Row<'_>) -> anyhow::Result<Order> {
             version: get_u64(row, "ticket_version")?,
             order_id: get_opt_text(row, "holder_id")?,
         },
+        payment: payment_from(row).with_context(corrupt)?,
     })
+}
+
+/// The order's payment columns (both NULL when it has none).
+fn payment_from(row: &Row<'_>) -> anyhow::Result<Option<Payment>> {
+    let Some(status) = get_opt_text(row, "payment_status")? else {
+        return Ok(None);
+    };
+    Ok(Some(Payment {
+        status: PaymentStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown payment status {status:?}"))?,
+        stripe_id: get_text(row, "payment_stripe_id")?,
+    }))
 }
 
 #[cfg(test)]

@@ -12,14 +12,17 @@
 //! browser confirmed), `POST /api/payments/webhook` (Stripe's events) and `GET
 //! /api/payments/config` (Stripe.js settings).
 //!
-//! The endpoints live in `routes/`, the rules in `domain/`, the SQL in `store.rs`, and
-//! Stripe (HTTP client, webhook signatures) in `stripe/`. Requests that touch the
-//! database relay the outbox before and after their work, as messages do, so events
-//! left by a Redis outage go out with the next activity.
+//! The endpoints live in `routes/`, the rules in `domain/` (the money rule:
+//! `domain/refund.rs`), the SQL in `store.rs`, the refunds worker in `refunds.rs`, and
+//! Stripe (HTTP client, webhook signatures) in `stripe/`.
+//!
+//! Every request and message runs through [`Service::run`]: relay the outbox (events
+//! left by a Redis outage), do the work, make the refunds that are due, relay again.
 #![deny(missing_docs)]
 
 pub mod domain;
 pub mod messages;
+pub mod refunds;
 pub mod routes;
 pub mod store;
 pub mod stripe;
@@ -27,10 +30,12 @@ pub mod stripe;
 #[cfg(test)]
 mod testing;
 
+use std::future::Future;
+
 use common::ApiError;
 use common::config::{Source, Spin, jwt_secret};
 use common::http::not_found;
-use common::outbox::{RedisPublisher, relayed, relayed_async};
+use common::outbox::{DEFAULT_REDIS_ADDRESS, RedisPublisher, relay_or_log};
 use common::sqlite::Connection;
 use common::time::now;
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -48,18 +53,19 @@ async fn handle_payments(incoming: spin_sdk::http::IncomingRequest) -> Response 
     common::http::serve(incoming, router()).await
 }
 
-/// One Redis message: relay, replicate, relay. Only store failures are errors; the host
-/// logs them (the chain is folded into the message, which is all it prints).
+/// One Redis message: an order event for the replica, or a keyspace notification that a
+/// refund retry is due. Only store failures are errors; the host logs them (the chain
+/// is folded into the message, which is all it prints).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
-fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    common::error::fold_chain(|| {
-        let publisher = RedisPublisher::from_variables()?;
-        let payments = Payments::open()?;
-        common::outbox::with_relay(payments.db(), &publisher, || {
-            messages::handle(&payments, &message)
-        })
-    })
+async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
+    let fold = |err: anyhow::Error| anyhow::anyhow!("{err:#}");
+    let service = Service::open().map_err(fold)?;
+    let payments = &service.deps.payments;
+    service
+        .run(async { messages::handle(payments, &message, now()) })
+        .await
+        .map_err(fold)
 }
 
 /// The payments routes. Anything else, including a known path with another method, is
@@ -69,49 +75,40 @@ pub fn router() -> Router {
     router.post_async("/api/payments", create);
     router.post_async("/api/payments/setup", setup);
     router.post_async("/api/payments/confirm", confirm);
-    router.post("/api/payments/webhook", webhook);
+    router.post_async("/api/payments/webhook", webhook);
     router.get("/api/payments/config", client_config);
     router.any("/*", not_found);
     router
 }
 
 async fn create(req: Request, _: Params) -> Result<Response, ApiError> {
-    let (deps, publisher) = deps()?;
-    relayed_async(
-        deps.payments.db(),
-        &publisher,
-        routes::create::handle(&req, &deps),
-    )
-    .await
+    let service = Service::open()?;
+    service
+        .run(routes::create::handle(&req, &service.deps))
+        .await
 }
 
 async fn setup(req: Request, _: Params) -> Result<Response, ApiError> {
-    let (deps, publisher) = deps()?;
-    relayed_async(
-        deps.payments.db(),
-        &publisher,
-        routes::setup::handle(&req, &deps),
-    )
-    .await
+    let service = Service::open()?;
+    service
+        .run(routes::setup::handle(&req, &service.deps))
+        .await
 }
 
 async fn confirm(req: Request, _: Params) -> Result<Response, ApiError> {
-    let (deps, publisher) = deps()?;
-    relayed_async(
-        deps.payments.db(),
-        &publisher,
-        routes::confirm::handle(&req, &deps),
-    )
-    .await
+    let service = Service::open()?;
+    service
+        .run(routes::confirm::handle(&req, &service.deps))
+        .await
 }
 
-fn webhook(req: Request, _: Params) -> Result<Response, ApiError> {
+async fn webhook(req: Request, _: Params) -> Result<Response, ApiError> {
     let secret: String = Spin.required("stripe_webhook_secret")?;
-    let publisher = RedisPublisher::from_variables()?;
-    let payments = Payments::open()?;
-    relayed(payments.db(), &publisher, || {
-        routes::webhook::handle(&req, &payments, &secret, now())
-    })
+    let service = Service::open()?;
+    let payments = &service.deps.payments;
+    service
+        .run(async { routes::webhook::handle(&req, payments, &secret, now()) })
+        .await
 }
 
 fn client_config(_: Request, _: Params) -> Result<Response, ApiError> {
@@ -120,21 +117,75 @@ fn client_config(_: Request, _: Params) -> Result<Response, ApiError> {
     )?))
 }
 
-/// Store, Stripe (variables `stripe_api_base`, `stripe_secret_key`), session secret
-/// (`jwt_secret`) and the Redis publisher (`redis_address`).
-fn deps() -> anyhow::Result<(
-    Deps<Connection, StripeClient<SpinTransport>>,
-    RedisPublisher,
-)> {
-    let stripe_config = stripe::Config::from_source(&Spin)?;
-    let deps = Deps {
-        payments: Payments::open()?,
-        stripe: StripeClient::new(stripe_config, SpinTransport),
-        jwt_secret: jwt_secret(&Spin)?,
-        now: now(),
-        pause: std::thread::sleep as fn(std::time::Duration),
-    };
-    Ok((deps, RedisPublisher::from_variables()?))
+/// What every entry point works with: the store, Stripe (variables `stripe_api_base`,
+/// `stripe_secret_key`), the session secret (`jwt_secret`) and Redis (`redis_address`)
+/// for the outbox and the refund wake-ups.
+struct Service {
+    deps: Deps<Connection, StripeClient<SpinTransport>>,
+    publisher: RedisPublisher,
+    redis_address: String,
+}
+
+impl Service {
+    fn open() -> anyhow::Result<Self> {
+        let redis_address: String =
+            common::config::variable_or("redis_address", DEFAULT_REDIS_ADDRESS.to_owned())?;
+        let deps = Deps {
+            payments: Payments::open()?,
+            stripe: StripeClient::new(stripe::Config::from_source(&Spin)?, SpinTransport),
+            jwt_secret: jwt_secret(&Spin)?,
+            now: now(),
+            pause: std::thread::sleep as fn(std::time::Duration),
+        };
+        Ok(Self {
+            deps,
+            publisher: RedisPublisher::new(redis_address.clone()),
+            redis_address,
+        })
+    }
+
+    /// Relays the outbox, runs `work`, makes the refunds that are due (the work may
+    /// have queued one), and relays again whatever the work answered. Relay and refund
+    /// failures are logged: the work's outcome stands, and both are retried later.
+    async fn run<T>(&self, work: impl Future<Output = T>) -> T {
+        let db = self.deps.payments.db();
+        relay_or_log(db, &self.publisher);
+        let outcome = work.await;
+        self.make_due_refunds().await;
+        relay_or_log(db, &self.publisher);
+        outcome
+    }
+
+    async fn make_due_refunds(&self) {
+        let (payments, stripe) = (&self.deps.payments, &self.deps.stripe);
+        match refunds::make_due(payments, stripe, now()).await {
+            Ok(None) => {}
+            Ok(Some(due)) => {
+                if let Err(err) = self.wake_at(due) {
+                    eprintln!("payments: {err:#}; the refund waits for the next activity");
+                }
+            }
+            Err(err) => eprintln!("payments: making refunds stopped: {err:#}"),
+        }
+    }
+
+    /// Sets [`refunds::WAKE_KEY`] to expire at `due` (Unix seconds): its keyspace
+    /// notification runs the refunds again then.
+    fn wake_at(&self, due: u64) -> anyhow::Result<()> {
+        use spin_sdk::redis::{Connection, RedisParameter};
+        let millis = due.saturating_sub(now()).max(1).saturating_mul(1_000);
+        let text = |value: &str| RedisParameter::Binary(value.as_bytes().to_vec());
+        let arguments = [
+            text(refunds::WAKE_KEY),
+            text("1"),
+            text("PX"),
+            RedisParameter::Int64(i64::try_from(millis).unwrap_or(i64::MAX)),
+        ];
+        Connection::open(&self.redis_address)
+            .and_then(|redis| redis.execute("SET", &arguments))
+            .map(|_| ())
+            .map_err(|err| anyhow::anyhow!("Failed to schedule a refund retry: {err:?}"))
+    }
 }
 
 #[cfg(test)]

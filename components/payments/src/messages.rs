@@ -6,6 +6,11 @@
 //! | `order:cancelled` | status `cancelled`, if newer                        |
 //! | `order:completed` | status `complete`, if newer                         |
 //!
+//! A replica that is `cancelled` while a payment is recorded queues the payment's
+//! refund (`Payments::replicate`): the cancellation that arrives after the charge.
+//! Bare key names from `__keyevent@0__:expired` are not events: they wake the refunds
+//! worker ([`crate::refunds`]), which runs after every message.
+//!
 //! Pub/sub delivers at most once to every replica of the app, possibly late, twice or
 //! out of order; [`crate::domain::Order::apply`] makes each effect idempotent. The
 //! component learns an event's type from its envelope, never from the channel. A
@@ -19,8 +24,12 @@ use common::time::parse_rfc3339;
 use crate::domain::{Change, OrderId, Terms};
 use crate::store::Payments;
 
-/// Handles one Redis message. Errors are failures of the store only.
-pub fn handle(payments: &Payments<impl Database>, payload: &[u8]) -> anyhow::Result<()> {
+/// Handles one Redis message at `now` (Unix seconds). Errors are failures of the
+/// store only.
+pub fn handle(payments: &Payments<impl Database>, payload: &[u8], now: u64) -> anyhow::Result<()> {
+    if crate::refunds::is_key_name(payload) {
+        return Ok(());
+    }
     let event = match events::decode(payload) {
         Ok(event) => event,
         Err(DecodeError::UnknownType(event_type)) => {
@@ -74,7 +83,7 @@ pub fn handle(payments: &Payments<impl Database>, payload: &[u8]) -> anyhow::Res
         eprintln!("payments: ignoring an order event with a malformed order id {id:?}");
         return Ok(());
     };
-    payments.replicate(&order_id, change)?;
+    payments.replicate(&order_id, change, now)?;
     Ok(())
 }
 
@@ -94,7 +103,7 @@ mod tests {
     use common::events::{OrderCancelled, OrderCompleted, PaymentCreated, TicketRef};
 
     fn deliver(store: &TestStore, event: impl Into<Event>) {
-        handle(store, &message(event)).unwrap();
+        handle(store, &message(event), NOW).unwrap();
     }
 
     fn cancelled(version: u64) -> OrderCancelled {
@@ -205,7 +214,7 @@ mod tests {
                 stripe_id: "pi_1".into(),
             }),
         ] {
-            handle(&store, payload).unwrap();
+            handle(&store, payload, NOW).unwrap();
         }
         assert_eq!(replica(&store), None);
         assert!(outbox(&store).is_empty(), "replicas publish nothing");
@@ -215,6 +224,6 @@ mod tests {
     fn store_failures_are_errors() {
         let store = store();
         store.db().fail_statements_containing("FROM orders");
-        assert!(handle(&store, &message(order_created(ORDER, "buyer", 1099))).is_err());
+        assert!(handle(&store, &message(order_created(ORDER, "buyer", 1099)), NOW).is_err());
     }
 }

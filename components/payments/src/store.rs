@@ -1,7 +1,8 @@
 //! The payments database (Spin sqlite label `payments`): the order replica, the
 //! PaymentIntents created, the orders' Stripe Customers, the payment attempts in
-//! flight, the recorded payments, and the outbox, so a payment and its
-//! `payment:created` are committed together.
+//! flight, the recorded payments, the charges to give back ([`refunds`]), and the
+//! outbox, so a payment and its `payment:created` are committed together, and so is a
+//! refund with the fact that calls for it.
 //!
 //! [`Payments`] is written against [`Database`], so the same SQL runs on Spin's
 //! connection and, in native tests, on an in-memory sqlite.
@@ -13,7 +14,7 @@ use common::sqlite::{
     self, Connection, Database, Row, Value, get_text, get_u64, integer, text, transaction,
 };
 
-use crate::domain::{Change, Order, OrderId, Payment, Terms};
+use crate::domain::{Change, Order, OrderId, Payment, RefundReason, Terms};
 
 /// Database label; must be listed in the component's `sqlite_databases` and declared
 /// in the runtime config.
@@ -69,6 +70,21 @@ const SCHEMA: &[&str] = &[
         state TEXT NOT NULL CHECK (state IN ('charging', 'held')),
         lease_until INTEGER NOT NULL
     )",
+    // Charges to give back (see `domain::refund`), one per PaymentIntent; `refund_id`
+    // is set once Stripe made the refund, in the transaction that queues
+    // `payment:refunded`. `next_attempt_at` is when the next try is due (also the
+    // lease of a try in flight).
+    "CREATE TABLE IF NOT EXISTS refunds (
+        stripe_id TEXT PRIMARY KEY,
+        payment_id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('order_cancelled', 'already_paid')),
+        refund_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS refunds_due ON refunds (next_attempt_at) WHERE refund_id IS NULL",
     outbox::SCHEMA,
 ];
 
@@ -84,6 +100,8 @@ pub enum Claim {
     Busy,
     /// A payment is already recorded.
     Paid(Payment),
+    /// The replica says the order is cancelled: nothing to charge.
+    Cancelled,
 }
 
 /// The result of [`Payments::record`].
@@ -93,15 +111,15 @@ pub enum Recorded {
     New(Payment),
     /// The order already had this payment; nothing written.
     Existing(Payment),
-}
-
-impl Recorded {
-    /// The order's payment, either way.
-    pub fn payment(&self) -> &Payment {
-        match self {
-            Self::New(payment) | Self::Existing(payment) => payment,
-        }
-    }
+    /// Stored now and `payment:created` queued, but the replica says the order is
+    /// cancelled: the charge is queued for a refund.
+    Refunding(Payment),
+    /// Another charge already pays for the order (`kept`): this one is queued for a
+    /// refund, and nothing else is written.
+    Duplicate {
+        /// The order's payment, which stays.
+        kept: Payment,
+    },
 }
 
 /// The payments database.
@@ -145,32 +163,46 @@ impl<D: Database> Payments<D> {
     }
 
     /// Applies an order event to the replica ([`Order::apply`]), atomically; whether
-    /// it changed anything.
-    pub fn replicate(&self, id: &OrderId, change: Change) -> anyhow::Result<bool> {
+    /// it changed anything. A replica that is (or already was: a re-announced
+    /// cancellation) `cancelled` while a payment is recorded queues that payment's
+    /// refund in the same transaction, once.
+    pub fn replicate(&self, id: &OrderId, change: Change, now: u64) -> anyhow::Result<bool> {
         transaction(&self.db, || {
             let current = self.order(id)?;
-            let Some(order) = Order::apply(current.as_ref(), id, change) else {
-                return Ok(false);
-            };
-            let terms = order.terms.as_ref();
-            let params = [
-                text(order.id.as_ref()),
-                integer(order.version)?,
-                text(order.status.as_str()),
-                terms.map_or(Value::Null, |t| text(t.user_id.as_str())),
-                terms.map_or(Ok(Value::Null), |t| integer(t.price_cents))?,
-                terms.map_or(Ok(Value::Null), |t| integer(t.expires_at))?,
-            ];
-            self.db
-                .query(
-                    "INSERT OR REPLACE INTO orders
-                        (id, version, status, user_id, price_cents, expires_at)
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                    &params,
-                )
-                .context("Failed to store an order")?;
-            Ok(true)
+            let changed = Order::apply(current.as_ref(), id, change);
+            if let Some(order) = &changed {
+                self.store_order(order)?;
+            }
+            let cancelled = changed
+                .as_ref()
+                .or(current.as_ref())
+                .is_some_and(|order| order.status == OrderStatus::Cancelled);
+            if cancelled && let Some(payment) = self.payment_of(id)? {
+                self.queue_refund(&payment, RefundReason::OrderCancelled, now)?;
+            }
+            Ok(changed.is_some())
         })
+    }
+
+    fn store_order(&self, order: &Order) -> anyhow::Result<()> {
+        let terms = order.terms.as_ref();
+        let params = [
+            text(order.id.as_ref()),
+            integer(order.version)?,
+            text(order.status.as_str()),
+            terms.map_or(Value::Null, |t| text(t.user_id.as_str())),
+            terms.map_or(Ok(Value::Null), |t| integer(t.price_cents))?,
+            terms.map_or(Ok(Value::Null), |t| integer(t.expires_at))?,
+        ];
+        self.db
+            .query(
+                "INSERT OR REPLACE INTO orders
+                    (id, version, status, user_id, price_cents, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+                &params,
+            )
+            .context("Failed to store an order")?;
+        Ok(())
     }
 
     /// The payment recorded for `order_id`.
@@ -201,6 +233,13 @@ impl<D: Database> Payments<D> {
         transaction(&self.db, || {
             if let Some(payment) = self.payment_of(order_id)? {
                 return Ok(Claim::Paid(payment));
+            }
+            // The cancellation may have arrived while this request waited its turn.
+            if self
+                .order(order_id)?
+                .is_some_and(|order| order.status == OrderStatus::Cancelled)
+            {
+                return Ok(Claim::Cancelled);
             }
             let current = self
                 .db
@@ -353,12 +392,22 @@ impl<D: Database> Payments<D> {
     }
 
     /// Records `payment` and queues `payment:created`, in one transaction, unless the
-    /// order already has a payment: then that one is returned and nothing is written.
-    /// Also ends the order's payment attempt.
+    /// order already has a payment. Also ends the order's payment attempt.
+    ///
+    /// Money is kept only for an order that completes, so in the same transaction:
+    /// a payment of an order the replica knows as cancelled is queued for a refund
+    /// ([`Recorded::Refunding`]), and so is a second charge of an order already paid
+    /// ([`Recorded::Duplicate`]).
     pub fn record(&self, payment: &Payment, now: u64) -> anyhow::Result<Recorded> {
-        let recorded = transaction(&self.db, || -> anyhow::Result<Recorded> {
+        transaction(&self.db, || -> anyhow::Result<Recorded> {
             if let Some(existing) = self.payment_of(&payment.order_id)? {
-                return Ok(Recorded::Existing(existing));
+                if existing.stripe_id == payment.stripe_id {
+                    return Ok(Recorded::Existing(existing));
+                }
+                // Two cards charged around the attempt lease, or a browser
+                // confirmation raced a server-side charge.
+                self.queue_refund(payment, RefundReason::AlreadyPaid, now)?;
+                return Ok(Recorded::Duplicate { kept: existing });
             }
             self.db
                 .query(
@@ -380,20 +429,15 @@ impl<D: Database> Payments<D> {
                 .context("Failed to end a payment attempt")?;
             outbox::enqueue(&self.db, &Event::from(payment.event()), SOURCE, now)
                 .with_context(|| format!("Failed to queue the event of payment {}", payment.id))?;
+            let cancelled = self
+                .order(&payment.order_id)?
+                .is_some_and(|order| order.status == OrderStatus::Cancelled);
+            if cancelled {
+                self.queue_refund(payment, RefundReason::OrderCancelled, now)?;
+                return Ok(Recorded::Refunding(payment.clone()));
+            }
             Ok(Recorded::New(payment.clone()))
-        })?;
-        if let Recorded::Existing(existing) = &recorded
-            && existing.stripe_id != payment.stripe_id
-        {
-            // Only possible when two cards were charged around the attempt lease (or a
-            // browser confirmation raced a server-side charge).
-            eprintln!(
-                "payments: order {} is already paid by {}, but PaymentIntent {} succeeded \
-                 too; it must be refunded",
-                payment.order_id, existing.stripe_id, payment.stripe_id
-            );
-        }
-        Ok(recorded)
+        })
     }
 }
 
@@ -429,6 +473,10 @@ fn payment_from(row: &Row<'_>) -> anyhow::Result<Payment> {
         stripe_id: get_text(row, "stripe_id")?,
     })
 }
+
+mod refunds;
+
+pub use refunds::REFUND_LEASE_SECONDS;
 
 #[cfg(test)]
 mod tests;

@@ -20,8 +20,8 @@ use crate::domain::{Change, OrderId, Terms};
 use crate::routes::Deps;
 use crate::store::Payments;
 use crate::stripe::{
-    Customer, IntentStatus, NewCustomer, NewPaymentIntent, NewSetupIntent, PaymentError,
-    PaymentIntent, SetupIntent, Stripe, StripeError,
+    Customer, IntentStatus, NewCustomer, NewPaymentIntent, NewRefund, NewSetupIntent, PaymentError,
+    PaymentIntent, Refund, SetupIntent, Stripe, StripeError,
 };
 
 pub const SECRET: &str = "payments-test-secret";
@@ -66,13 +66,13 @@ pub fn put_order(store: &Payments<impl Database>, id: &str, buyer: &str, price_c
             expires_at: EXPIRES_AT,
         },
     };
-    assert!(store.replicate(&order_id(id), change).unwrap());
+    assert!(store.replicate(&order_id(id), change, NOW).unwrap());
 }
 
 /// Moves the replica of `id` to `status` at `version`.
 pub fn set_status(store: &Payments<impl Database>, id: &str, version: u64, status: OrderStatus) {
     let change = Change::Status { version, status };
-    assert!(store.replicate(&order_id(id), change).unwrap());
+    assert!(store.replicate(&order_id(id), change, NOW).unwrap());
 }
 
 pub fn order_created(id: &str, buyer: &str, price_cents: u64) -> OrderCreated {
@@ -117,6 +117,7 @@ pub enum Call {
     Retrieve(String),
     Setup(NewSetupIntent),
     Customer(NewCustomer),
+    Refund(NewRefund),
 }
 
 /// A Stripe double: keeps intents, replays answers per idempotency key as Stripe does,
@@ -134,6 +135,11 @@ pub struct FakeStripe {
     customers: Cell<usize>,
     /// Runs while a Customer is being created (another request doing the same).
     customer_race: RefCell<Option<Box<dyn Fn()>>>,
+    /// Runs while a card is being charged (another instance changing the order).
+    charge_race: RefCell<Option<Box<dyn Fn()>>>,
+    /// Refunds made: (PaymentIntent, refund id), and the refund per idempotency key.
+    refunds: RefCell<Vec<(String, String)>>,
+    refund_answers: RefCell<HashMap<String, String>>,
 }
 
 impl FakeStripe {
@@ -146,7 +152,7 @@ impl FakeStripe {
             .into_iter()
             .filter_map(|call| match call {
                 Call::Create(intent) => Some(intent),
-                Call::Retrieve(_) | Call::Setup(_) | Call::Customer(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -157,7 +163,24 @@ impl FakeStripe {
             .into_iter()
             .filter_map(|call| match call {
                 Call::Customer(customer) => Some(customer),
-                Call::Create(_) | Call::Retrieve(_) | Call::Setup(_) => None,
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The PaymentIntents refunded (each refund once), in order.
+    pub fn refunds(&self) -> Vec<String> {
+        let refunds = self.refunds.borrow();
+        refunds.iter().map(|(intent, _)| intent.clone()).collect()
+    }
+
+    /// The idempotency keys of every refund request, in order.
+    pub fn refund_keys(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|call| match call {
+                Call::Refund(refund) => Some(refund.idempotency_key),
+                _ => None,
             })
             .collect()
     }
@@ -194,6 +217,11 @@ impl FakeStripe {
     /// remembered Customer and before the answer.
     pub fn while_creating_customers(&self, other: impl Fn() + 'static) {
         *self.customer_race.borrow_mut() = Some(Box::new(other));
+    }
+
+    /// Plays another instance while a card is charged, before the answer.
+    pub fn while_charging(&self, other: impl Fn() + 'static) {
+        *self.charge_race.borrow_mut() = Some(Box::new(other));
     }
 
     pub fn go_down(&self) {
@@ -249,6 +277,9 @@ impl Stripe for FakeStripe {
             Some(THREE_D_SECURE_CARD) => IntentStatus::RequiresAction,
             Some(_) => IntentStatus::Succeeded,
         };
+        if let Some(other) = self.charge_race.borrow().as_ref() {
+            other();
+        }
         let intent = self.new_intent(request, status);
         let declined = request.payment_method.as_deref() == Some(DECLINED_CARD);
         let answer = if declined {
@@ -311,6 +342,42 @@ impl Stripe for FakeStripe {
             id: format!("cus_fake{}", self.customers.get()),
         })
     }
+
+    async fn create_refund(&self, refund: &NewRefund) -> Result<Refund, StripeError> {
+        self.calls.borrow_mut().push(Call::Refund(refund.clone()));
+        if self.down.get() {
+            return Err(StripeError::Unavailable("connection refused".into()));
+        }
+        let mut answers = self.refund_answers.borrow_mut();
+        if let Some(id) = answers.get(&refund.idempotency_key) {
+            return Ok(Refund {
+                id: id.clone(),
+                status: Some("succeeded".into()),
+            });
+        }
+        let mut refunds = self.refunds.borrow_mut();
+        let id = format!("re_fake{}", refunds.len() + 1);
+        refunds.push((refund.payment_intent.clone(), id.clone()));
+        answers.insert(refund.idempotency_key.clone(), id.clone());
+        Ok(Refund {
+            id,
+            status: Some("succeeded".into()),
+        })
+    }
+}
+
+/// Dependencies on a database leaked for the test, so that another instance played by
+/// the fake Stripe (see [`FakeStripe::while_charging`]) can share it.
+pub fn shared_deps() -> (&'static MemoryDb, Deps<&'static MemoryDb, FakeStripe>) {
+    let db: &'static MemoryDb = Box::leak(Box::new(MemoryDb::new()));
+    let deps = Deps {
+        payments: Payments::new(db).unwrap(),
+        stripe: FakeStripe::default(),
+        jwt_secret: SECRET.to_owned(),
+        now: NOW,
+        pause: (|_| {}) as fn(Duration),
+    };
+    (db, deps)
 }
 
 /// Dependencies whose pauses play another instance: `other` runs at every pause with

@@ -62,6 +62,13 @@ fn examples() -> Vec<Event> {
             stripe_id: "pi_3QabcDEF123".into(),
         }
         .into(),
+        PaymentRefunded {
+            id: "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d".into(),
+            order_id: ORDER_ID.into(),
+            stripe_id: "pi_3QabcDEF123".into(),
+            refund_id: "re_3QabcDEF456".into(),
+        }
+        .into(),
     ]
 }
 
@@ -106,6 +113,7 @@ fn every_channel_has_one_example() {
             "order:completed",
             "expiration:complete",
             "payment:created",
+            "payment:refunded",
         ]
     );
 }

@@ -2,7 +2,7 @@
 
 use common::events::{Event, OrderCancelled, OrderCompleted, OrderCreated, OrderTicket, TicketRef};
 
-use super::{ExpiresAt, OrderId, OrderStatus, Ticket};
+use super::{ExpiresAt, OrderId, OrderStatus, Payment, Ticket};
 
 /// An order with its ticket (as replicated here).
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +19,8 @@ pub struct Order {
     pub version: u64,
     /// The ticket it reserves.
     pub ticket: Ticket,
+    /// Its payment as payments announced it (paid or refunded), if any.
+    pub payment: Option<Payment>,
 }
 
 impl Order {
@@ -31,6 +33,7 @@ impl Order {
             expires_at,
             version: 0,
             ticket,
+            payment: None,
         }
     }
 

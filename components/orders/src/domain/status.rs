@@ -25,8 +25,10 @@
 //!   if its deadline has just passed (payments refuses to charge expired orders, so a
 //!   payment that got through was made in time). A payment for an order that is
 //!   already `cancelled` does NOT revive it: the ticket may already be someone else's.
-//!   It is reported as [`Refusal::PaidAfterCancellation`] and logged, so that the charge
-//!   can be traced and refunded (refunds are the payments service's job, not yet built).
+//!   It is reported as [`Refusal::PaidAfterCancellation`]: the payments service refunds
+//!   the charge once it sees the cancellation (money is kept only for an order that
+//!   completes), and orders announces the cancellation again so that a payments
+//!   replica that missed it still does (`crate::messages`).
 
 pub use common::events::OrderStatus;
 
@@ -59,7 +61,7 @@ pub enum Refusal {
     /// A paid order cannot be cancelled by its buyer (400 `Cannot cancel a completed order`).
     CancelCompleted,
     /// A payment arrived for an order that was already cancelled (usually by expiry):
-    /// the order stays cancelled and the payment has to be refunded.
+    /// the order stays cancelled and payments refunds the charge.
     PaidAfterCancellation,
 }
 

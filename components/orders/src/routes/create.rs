@@ -123,6 +123,7 @@ mod tests {
                     "priceCents": 1099,
                     "version": 0,
                 },
+                "payment": null,
             })
         );
         let stored = deps.store.order(&order_id(&response)).unwrap().unwrap();

@@ -48,7 +48,7 @@ fn owned_order(store: &impl OrderStore, raw_id: &str, user: &Claims) -> Result<O
     Ok(order)
 }
 
-/// An order in responses: `{id, userId, status, expiresAt, version, ticket}`.
+/// An order in responses: `{id, userId, status, expiresAt, version, ticket, payment}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct OrderBody<'a> {
@@ -58,6 +58,16 @@ struct OrderBody<'a> {
     expires_at: String,
     version: u64,
     ticket: TicketBody<'a>,
+    /// `null` until payments announces a payment.
+    payment: Option<PaymentBody<'a>>,
+}
+
+/// The order's payment: `{status: "paid" | "refunded", stripeId}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentBody<'a> {
+    status: &'static str,
+    stripe_id: &'a str,
 }
 
 /// The embedded ticket: `{id, title, price, priceCents, version}`.
@@ -86,6 +96,10 @@ impl<'a> From<&'a Order> for OrderBody<'a> {
                 price_cents: order.ticket.price_cents,
                 version: order.ticket.version,
             },
+            payment: order.payment.as_ref().map(|payment| PaymentBody {
+                status: payment.status.as_str(),
+                stripe_id: &payment.stripe_id,
+            }),
         }
     }
 }

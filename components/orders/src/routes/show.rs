@@ -52,6 +52,7 @@ mod tests {
                 "expiresAt": "2027-01-15T08:03:00Z",
                 "version": 0,
                 "ticket": {"id": "t1", "title": "Show t1", "price": 25.0, "priceCents": 2500, "version": 0},
+                "payment": null,
             })
         );
         // Ids are matched case-insensitively, as UUIDs.

@@ -3,16 +3,17 @@
 //!
 //! Stripe is asked for the order's PaymentIntents (newest first); the first that
 //! succeeded is recorded, unless the webhook got there first: 201 `{id, orderId,
-//! stripeId}` when recorded now, 200 with the same body when it already was. Whatever
-//! the order's status: Stripe has taken the money, and orders decides what a payment
-//! of a cancelled order means. Otherwise 402 with the decline's message, or 400 while
-//! the intent is not paid yet.
+//! stripeId}` when recorded now, 200 with the order's payment when it already was (by
+//! this intent or another). Whatever the order's status, Stripe has taken the money and
+//! it is recorded; if the order was cancelled meanwhile the charge is refunded (a 409
+//! saying so). Otherwise 402 with the decline's message, or 400 while the intent is not
+//! paid yet.
 
 use common::sqlite::Database;
 use common::{ApiError, json};
 use spin_sdk::http::{Request, Response};
 
-use super::{Deps, Pause, PaymentBody, stripe_failure};
+use super::{Deps, Pause, PaymentBody, REFUNDING, stripe_failure};
 use crate::domain::Payment;
 use crate::store::Recorded;
 use crate::stripe::{IntentStatus, Stripe};
@@ -46,12 +47,15 @@ pub async fn handle<D: Database, S: Stripe, P: Pause>(
             .map_err(|err| stripe_failure(err, false))?;
         if intent.status == IntentStatus::Succeeded {
             let payment = Payment::new(order.id.clone(), &intent.id);
-            return Ok(match deps.payments.record(&payment, deps.now)? {
-                Recorded::New(payment) => json::json_response(201, &PaymentBody::from(&payment)),
-                Recorded::Existing(payment) => {
-                    json::json_response(200, &PaymentBody::from(&payment))
+            return match deps.payments.record(&payment, deps.now)? {
+                Recorded::New(payment) => {
+                    Ok(json::json_response(201, &PaymentBody::from(&payment)))
                 }
-            });
+                Recorded::Existing(payment) | Recorded::Duplicate { kept: payment } => {
+                    Ok(json::json_response(200, &PaymentBody::from(&payment)))
+                }
+                Recorded::Refunding(_) => Err(ApiError::Conflict(REFUNDING.to_owned())),
+            };
         }
         newest.get_or_insert(intent);
     }
@@ -119,14 +123,23 @@ mod tests {
     }
 
     #[test]
-    fn a_payment_of_an_order_cancelled_meanwhile_is_still_recorded() {
+    fn a_payment_of_an_order_cancelled_meanwhile_is_recorded_and_refunded() {
         let deps = deps();
         let stripe_id = started(&deps);
         deps.stripe.succeed(&stripe_id);
         set_status(&deps.payments, ORDER, 1, OrderStatus::Cancelled);
 
-        let response = confirm(&deps, Some("buyer"), json!({"orderId": ORDER})).unwrap();
-        assert_eq!(*response.status(), 201);
+        assert_error(
+            confirm(&deps, Some("buyer"), json!({"orderId": ORDER})),
+            409,
+            json!([{"message": REFUNDING}]),
+        );
+        let payment = deps.payments.payment_of(&order_id(ORDER)).unwrap().unwrap();
+        assert_eq!(payment.stripe_id, stripe_id);
+        assert_eq!(deps.payments.refund_of(&stripe_id).unwrap(), Some(None));
+        // Asking again answers with the payment, which is being refunded.
+        let again = confirm(&deps, Some("buyer"), json!({"orderId": ORDER})).unwrap();
+        assert_eq!(*again.status(), 200);
     }
 
     #[test]

@@ -33,7 +33,8 @@ use serde_json::Value;
 use spin_sdk::http::{Request, Response};
 
 use super::{
-    Deps, PAYMENT_IN_PROGRESS, Pause, PaymentBody, order_id_field, stripe_failure, token_field,
+    Deps, PAYMENT_IN_PROGRESS, Pause, PaymentBody, REFUNDING, order_id_field, stripe_failure,
+    token_field,
 };
 use crate::domain::{Order, Payment, PaymentMethod, Refusal, Terms, intent_key};
 use crate::store::{Claim, Recorded};
@@ -191,6 +192,7 @@ impl<D: Database, S: Stripe, P: Pause> Attempt<'_, D, S, P> {
                 Claim::Charging => Ok(None),
                 Claim::Busy => Err(ApiError::Conflict(PAYMENT_IN_PROGRESS.to_owned())),
                 Claim::Paid(_) => Err(refused(Refusal::AlreadyPaid)),
+                Claim::Cancelled => Err(refused(Refusal::Cancelled)),
             }
         })?;
         claimed.ok_or_else(|| ApiError::Conflict(PAYMENT_IN_PROGRESS.to_owned()))
@@ -214,12 +216,11 @@ impl<D: Database, S: Stripe, P: Pause> Attempt<'_, D, S, P> {
             IntentStatus::Succeeded => {
                 let payment = Payment::new(order.id.clone(), &intent.id);
                 match payments.record(&payment, now).map_err(hold)? {
-                    Recorded::New(payment) => Ok(created(&payment)),
-                    // A replayed answer for a payment recorded meanwhile by the webhook.
-                    Recorded::Existing(payment) if payment.stripe_id == intent.id => {
-                        Ok(created(&payment))
-                    }
-                    Recorded::Existing(_) => Err(refused(Refusal::AlreadyPaid)),
+                    // Existing: a replayed answer for a payment the webhook recorded meanwhile.
+                    Recorded::New(payment) | Recorded::Existing(payment) => Ok(created(&payment)),
+                    // The cancellation overtook the charge: no 201 for money that goes back.
+                    Recorded::Refunding(_) => Err(ApiError::Conflict(REFUNDING.to_owned())),
+                    Recorded::Duplicate { .. } => Err(refused(Refusal::AlreadyPaid)),
                 }
             }
             // The browser takes over; the held attempt keeps other cards away meanwhile.

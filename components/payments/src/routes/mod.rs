@@ -32,6 +32,10 @@ pub const ORDER_ID_REQUIRED: &str = "OrderId must be provided";
 /// Message of the 409 while another card is being charged for the order.
 pub const PAYMENT_IN_PROGRESS: &str = "A payment for this order is already in progress";
 
+/// Message of the 409 when the order turned out to be cancelled while its payment went
+/// through: the charge is refunded (see `domain::refund`).
+pub const REFUNDING: &str = "The order was cancelled while you paid: your payment will be refunded";
+
 /// Message of the 503 when Stripe cannot be reached or fails.
 pub const PROVIDER_UNAVAILABLE: &str = "Payment provider unavailable";
 

@@ -242,15 +242,8 @@ mod tests {
 
     #[test]
     fn concurrent_first_setups_end_up_with_one_customer() {
-        // Leaked so that the other request, played by the fake, can share it.
-        let db: &'static MemoryDb = Box::leak(Box::new(MemoryDb::new()));
-        let deps = Deps {
-            payments: Payments::new(db).unwrap(),
-            stripe: FakeStripe::default(),
-            jwt_secret: SECRET.to_owned(),
-            now: NOW,
-            pause: |_| {},
-        };
+        // The other request, played by the fake, shares the database.
+        let (db, deps) = shared_deps();
         put_order(&deps.payments, ORDER, "buyer", 1099);
         // The other request creates its Customer and remembers it while ours is created.
         deps.stripe.while_creating_customers(move || {

@@ -2,7 +2,8 @@
 //!
 //! `payment_intent.succeeded` records the payment of the intent's order (unless the
 //! follow-up call or the server-side charge recorded it already), whatever the order's
-//! status: the money is taken. The order is the one the intent was created for here,
+//! status: the money is taken, and given back if the order is cancelled or already
+//! paid by another charge (`Payments::record`). The order is the one the intent was created for here,
 //! or else the intent's `orderId` metadata if that order is known (a crash between the
 //! charge and remembering the intent). Other events are acknowledged and ignored.
 //!
@@ -74,12 +75,16 @@ pub fn handle<D: Database>(
         return Ok(received());
     };
     let payment = Payment::new(order_id, &intent.id);
-    if let Recorded::New(payment) = payments.record(&payment, now)? {
-        eprintln!(
-            "payments: recorded payment {} of order {} from the webhook",
-            payment.id, payment.order_id
-        );
-    }
+    let outcome = match payments.record(&payment, now)? {
+        Recorded::New(_) => "recorded",
+        Recorded::Refunding(_) => "recorded; its order is cancelled, so it is refunded",
+        Recorded::Duplicate { .. } => "refunded: the order was already paid",
+        Recorded::Existing(_) => return Ok(received()),
+    };
+    eprintln!(
+        "payments: payment {} ({}) of order {} from the webhook: {outcome}",
+        payment.id, payment.stripe_id, payment.order_id
+    );
     Ok(received())
 }
 

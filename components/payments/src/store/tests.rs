@@ -1,5 +1,7 @@
 use common::events::OrderStatus;
 
+use crate::domain::RefundReason;
+
 use super::*;
 use crate::testing::*;
 
@@ -38,7 +40,7 @@ fn the_replica_round_trips_with_and_without_terms() {
         version: 1,
         status: OrderStatus::Complete,
     };
-    assert!(!store.replicate(&order(), duplicate).unwrap());
+    assert!(!store.replicate(&order(), duplicate, NOW).unwrap());
     assert!(outbox(&store).is_empty(), "replicas publish nothing");
 }
 
@@ -115,14 +117,95 @@ fn payments_are_recorded_once_per_order_with_their_event() {
     );
     assert_eq!(store.payment_of(&order()).unwrap(), Some(first.clone()));
 
-    // The same intent again (webhook after the follow-up), or another one.
-    for stripe_id in ["pi_1", "pi_2"] {
-        let again = Payment::new(order(), stripe_id);
-        let recorded = store.record(&again, NOW).unwrap();
-        assert_eq!(recorded, Recorded::Existing(first.clone()));
-        assert_eq!(recorded.payment(), &first);
-    }
+    // The same intent again (webhook after the follow-up).
+    let again = Payment::new(order(), "pi_1");
+    assert_eq!(
+        store.record(&again, NOW).unwrap(),
+        Recorded::Existing(first.clone())
+    );
     assert_eq!(outbox(&store), [Event::PaymentCreated(first.event())]);
+    assert_eq!(store.refund_of("pi_1").unwrap(), None, "the kept payment");
+}
+
+#[test]
+fn a_second_charge_of_a_paid_order_is_queued_for_a_refund_once() {
+    let store = store();
+    let first = Payment::new(order(), "pi_1");
+    store.record(&first, NOW).unwrap();
+    for _ in 0..2 {
+        let second = Payment::new(order(), "pi_2");
+        assert_eq!(
+            store.record(&second, NOW).unwrap(),
+            Recorded::Duplicate {
+                kept: first.clone()
+            }
+        );
+    }
+    assert_eq!(store.payment_of(&order()).unwrap(), Some(first.clone()));
+    assert_eq!(outbox(&store), [Event::PaymentCreated(first.event())]);
+    assert_eq!(store.refund_of("pi_2").unwrap(), Some(None));
+    let due = store.claim_due_refunds(NOW).unwrap();
+    assert_eq!(due.len(), 1, "queued once: {due:?}");
+    assert_eq!(
+        (due[0].stripe_id.as_str(), due[0].reason),
+        ("pi_2", RefundReason::AlreadyPaid)
+    );
+}
+
+#[test]
+fn a_payment_and_a_cancellation_queue_one_refund_in_either_order() {
+    // The cancellation first: recording the payment queues its refund.
+    let store = self::store();
+    put_order(&store, ORDER, "buyer", 1099);
+    set_status(&store, ORDER, 1, OrderStatus::Cancelled);
+    let payment = Payment::new(order(), "pi_1");
+    assert_eq!(
+        store.record(&payment, NOW).unwrap(),
+        Recorded::Refunding(payment.clone())
+    );
+    assert_eq!(store.refund_of("pi_1").unwrap(), Some(None));
+    // Recorded all the same, and announced: orders shows the payment until the refund.
+    assert_eq!(outbox(&store), [Event::PaymentCreated(payment.event())]);
+
+    // The payment first: the cancellation queues its refund, and a duplicate of the
+    // cancellation (or orders announcing it again) does not queue a second.
+    let store = self::store();
+    put_order(&store, ORDER, "buyer", 1099);
+    let payment = Payment::new(order(), "pi_1");
+    assert_eq!(
+        store.record(&payment, NOW).unwrap(),
+        Recorded::New(payment.clone())
+    );
+    assert_eq!(store.refund_of("pi_1").unwrap(), None);
+    let cancelled = || Change::Status {
+        version: 1,
+        status: OrderStatus::Cancelled,
+    };
+    assert!(store.replicate(&order(), cancelled(), NOW).unwrap());
+    assert!(!store.replicate(&order(), cancelled(), NOW).unwrap());
+    assert_eq!(store.claim_due_refunds(NOW).unwrap().len(), 1);
+}
+
+#[test]
+fn a_completed_order_keeps_its_payment() {
+    let store = store();
+    put_order(&store, ORDER, "buyer", 1099);
+    let payment = Payment::new(order(), "pi_1");
+    store.record(&payment, NOW).unwrap();
+    set_status(&store, ORDER, 1, OrderStatus::Complete);
+    assert_eq!(store.refund_of("pi_1").unwrap(), None);
+    assert!(store.claim_due_refunds(NOW + 1_000).unwrap().is_empty());
+}
+
+#[test]
+fn a_cancelled_order_cannot_be_claimed_for_charging() {
+    let store = store();
+    put_order(&store, ORDER, "buyer", 1099);
+    set_status(&store, ORDER, 1, OrderStatus::Cancelled);
+    assert_eq!(
+        store.claim_attempt(&order(), "k1", NOW).unwrap(),
+        Claim::Cancelled
+    );
 }
 
 #[test]

@@ -1,8 +1,14 @@
-//! [`StripeClient`]: the PaymentIntents, SetupIntents and Customers APIs over a
-//! [`Transport`].
+//! [`StripeClient`]: the PaymentIntents, SetupIntents, Customers and Refunds APIs over
+//! a [`Transport`].
 //!
-//! Requests are built by hand as form bodies (`form_urlencoded`, already in the tree)
-//! rather than with async-stripe's builders: async-stripe 1.0.0-rc.10 follows a newer
+//! Refunds are built with async-stripe's request type (`stripe_core::refund::CreateRefund`):
+//! its form body is exactly what both Stripe and localstripe accept. Its response type
+//! is not used: answers are parsed leniently into the small structs of `mod.rs`, since
+//! async-stripe's generated types require every field of the API version they were
+//! generated from, and localstripe's replies (and older API versions') lack some.
+//!
+//! The older calls are built by hand as form bodies (`form_urlencoded`) rather than with
+//! async-stripe's builders: async-stripe 1.0.0-rc.10 follows a newer
 //! API where `payment_method_types` is gone (it offers `allowed_payment_method_types`),
 //! localstripe refuses any parameter it does not know, and a server-side confirm
 //! without `payment_method_types` would need a `return_url` on real Stripe (automatic
@@ -17,10 +23,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use spin_sdk::http::Method;
 
+use stripe_client_core::StripeRequest;
+
 use super::{
-    CURRENCY, Customer, HttpRequest, HttpResponse, NewCustomer, NewPaymentIntent, NewSetupIntent,
-    ORDER_ID_METADATA, PaymentIntent, SetupIntent, Stripe, StripeError, Transport,
-    USER_ID_METADATA,
+    CURRENCY, Customer, HttpRequest, HttpResponse, NewCustomer, NewPaymentIntent, NewRefund,
+    NewSetupIntent, ORDER_ID_METADATA, PaymentIntent, Refund, SetupIntent, Stripe, StripeError,
+    Transport, USER_ID_METADATA,
 };
 
 /// Stripe's API when the variable `stripe_api_base` is unset.
@@ -142,6 +150,20 @@ impl<T: Transport> Stripe for StripeClient<T> {
     async fn create_customer(&self, customer: &NewCustomer) -> Result<Customer, StripeError> {
         self.call(self.request(Method::Post, "/v1/customers", customer_form(customer)))
             .await
+    }
+
+    async fn create_refund(&self, refund: &NewRefund) -> Result<Refund, StripeError> {
+        let built = stripe_core::refund::CreateRefund::new()
+            .payment_intent(refund.payment_intent.as_str())
+            .metadata([(ORDER_ID_METADATA.to_owned(), refund.order_id.clone())])
+            .build();
+        // async-stripe's paths are relative to the API version prefix.
+        let path = format!("/v1{}", built.path);
+        let mut request = self.request(Method::Post, &path, built.body.unwrap_or_default());
+        request
+            .headers
+            .push(("idempotency-key".to_owned(), refund.idempotency_key.clone()));
+        self.call(request).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! Stripe, as far as payments uses it: create and retrieve PaymentIntents, create
 //! Customers and SetupIntents (for the browser to turn a card into a PaymentMethod
-//! attached to the order's Customer), and check the signature of its webhooks.
+//! attached to the order's Customer), refund charges, and check the signature of its
+//! webhooks.
 //!
 //! Handlers depend on the [`Stripe`] trait, so they are tested natively with a fake.
 //! [`StripeClient`] implements it over HTTP: form-encoded requests, responses parsed
@@ -66,6 +67,28 @@ pub struct NewCustomer {
     pub user_id: String,
     /// The order (stored as metadata, for tracing only).
     pub order_id: String,
+}
+
+/// A refund to create: the whole charge of one PaymentIntent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefund {
+    /// The PaymentIntent whose charge is given back (`pi_…`).
+    pub payment_intent: String,
+    /// The order it was for (stored as metadata, for tracing only).
+    pub order_id: String,
+    /// Stripe's `Idempotency-Key`: one per charge, so retries refund once.
+    pub idempotency_key: String,
+}
+
+/// What payments reads of a Refund.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Refund {
+    /// `re_…`.
+    pub id: String,
+    /// `pending`, `succeeded`, `failed`, … (Stripe finishes a card refund on its own;
+    /// `pending` still means it was accepted).
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// What payments reads of a Customer.
@@ -236,6 +259,12 @@ pub trait Stripe {
         &self,
         customer: &NewCustomer,
     ) -> impl Future<Output = Result<Customer, StripeError>>;
+
+    /// `POST /v1/refunds` with `refund.idempotency_key`.
+    fn create_refund(
+        &self,
+        refund: &NewRefund,
+    ) -> impl Future<Output = Result<Refund, StripeError>>;
 }
 
 impl<S: Stripe + ?Sized> Stripe for &S {
@@ -265,6 +294,13 @@ impl<S: Stripe + ?Sized> Stripe for &S {
         customer: &NewCustomer,
     ) -> impl Future<Output = Result<Customer, StripeError>> {
         (**self).create_customer(customer)
+    }
+
+    fn create_refund(
+        &self,
+        refund: &NewRefund,
+    ) -> impl Future<Output = Result<Refund, StripeError>> {
+        (**self).create_refund(refund)
     }
 }
 

@@ -5,7 +5,7 @@ use spin_sdk::http::Method;
 use super::*;
 
 mod waits;
-use crate::store::ATTEMPT_LEASE_SECONDS;
+use crate::store::{ATTEMPT_LEASE_SECONDS, Payments};
 use crate::testing::*;
 
 fn pay(deps: &TestDeps, user: Option<&str>, body: Value) -> Result<Response, ApiError> {
@@ -27,6 +27,36 @@ fn placed() -> TestDeps {
 
 fn key(card: &str) -> String {
     format!("pi-create-{ORDER}-{card}")
+}
+
+#[test]
+fn a_cancellation_that_lands_during_the_charge_is_a_409_and_the_charge_goes_back() {
+    let (db, deps) = shared_deps();
+    put_order(&deps.payments, ORDER, "buyer", 1099);
+    deps.stripe.while_charging(move || {
+        set_status(
+            &Payments::new(db).unwrap(),
+            ORDER,
+            1,
+            OrderStatus::Cancelled,
+        );
+    });
+
+    let req = request(
+        Method::Post,
+        "/api/payments",
+        Some("buyer"),
+        Some(with_card("pm_card_visa")),
+    );
+    assert_error(
+        run(handle(&req, &deps)),
+        409,
+        json!([{"message": crate::routes::REFUNDING}]),
+    );
+    assert_eq!(deps.stripe.charges(), 1);
+    assert_eq!(deps.payments.refund_of("pi_fake1").unwrap(), Some(None));
+    run(crate::refunds::make_due(&deps.payments, &deps.stripe, NOW)).unwrap();
+    assert_eq!(deps.stripe.refunds(), ["pi_fake1"]);
 }
 
 #[test]

@@ -293,6 +293,81 @@ fn a_customer_is_created_with_its_buyer_and_order_as_metadata() {
     );
 }
 
+/// localstripe 1.15.10's answer to `POST /v1/refunds`, trimmed.
+const REFUND: &str = r#"{
+  "amount": 1099,
+  "charge": "ch_n1bqTpR6H9wpxy",
+  "created": 1795488400,
+  "currency": "usd",
+  "id": "re_4Xh6Jn7gSAXkmq",
+  "metadata": {"orderId": "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5"},
+  "object": "refund",
+  "payment_intent": "pi_0j6QnQ2IBLppkQ",
+  "status": "succeeded"
+}"#;
+
+fn new_refund() -> NewRefund {
+    NewRefund {
+        payment_intent: "pi_0j6QnQ2IBLppkQ".into(),
+        order_id: "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5".into(),
+        idempotency_key: "refund-pi_0j6QnQ2IBLppkQ".into(),
+    }
+}
+
+#[test]
+fn a_refund_is_asked_for_with_async_stripes_form_and_the_charges_key() {
+    let transport = Recording::answering(200, REFUND);
+    let refund = block_on(client(&transport).create_refund(&new_refund())).unwrap();
+
+    assert_eq!(refund.id, "re_4Xh6Jn7gSAXkmq");
+    assert_eq!(refund.status.as_deref(), Some("succeeded"));
+    let requests = transport.requests.borrow();
+    let request = one_form_post(&requests, "/v1/refunds");
+    assert_eq!(
+        request.header("idempotency-key"),
+        Some("refund-pi_0j6QnQ2IBLppkQ")
+    );
+    // The whole charge (no amount), named by its PaymentIntent: what both Stripe and
+    // localstripe accept.
+    let body = body_of(request);
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            (
+                "metadata[orderId]".to_owned(),
+                "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5".to_owned()
+            ),
+            ("payment_intent".to_owned(), "pi_0j6QnQ2IBLppkQ".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn refunds_are_read_leniently_and_fail_like_the_others() {
+    // Only the id is required of an answer.
+    let transport = Recording::answering(200, r#"{"id": "re_1"}"#);
+    let refund = block_on(client(&transport).create_refund(&new_refund())).unwrap();
+    assert_eq!((refund.id.as_str(), refund.status), ("re_1", None));
+
+    let transport = Recording::failing("connection refused");
+    let err = block_on(client(&transport).create_refund(&new_refund())).unwrap_err();
+    assert!(matches!(err, StripeError::Unavailable(_)), "{err}");
+
+    let transport = Recording::answering(
+        400,
+        r#"{"error": {"message": "Charge ch_1 has already been refunded.", "type": "invalid_request_error"}}"#,
+    );
+    let err = block_on(client(&transport).create_refund(&new_refund())).unwrap_err();
+    assert!(
+        matches!(&err, StripeError::Rejected { status: 400, message, .. } if message.contains("already been refunded")),
+        "{err}"
+    );
+}
+
 #[test]
 fn customer_failures_are_read_like_the_others() {
     let customer_error = |status: u16, body: &str| {
