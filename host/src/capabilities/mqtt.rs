@@ -123,13 +123,16 @@ impl mqtt::HostConnection for HostState {
         if let Err(e) = client.publish(topic, qos, false, payload).await {
             return Ok(Err(Error::Other(e.to_string())));
         }
-        Ok(wait_for(events, |e| match (qos, e) {
-            (QoS::AtMostOnce, Event::Outgoing(Outgoing::Publish(_))) => true,
-            (QoS::AtLeastOnce, Event::Incoming(Packet::PubAck(_))) => true,
-            (QoS::ExactlyOnce, Event::Incoming(Packet::PubComp(_))) => true,
-            _ => false,
-        })
-        .await)
+        // Done when the broker has the message at the requested QoS.
+        let acknowledged = move |e: &Event| {
+            matches!(
+                (qos, e),
+                (QoS::AtMostOnce, Event::Outgoing(Outgoing::Publish(_)))
+                    | (QoS::AtLeastOnce, Event::Incoming(Packet::PubAck(_)))
+                    | (QoS::ExactlyOnce, Event::Incoming(Packet::PubComp(_)))
+            )
+        };
+        Ok(wait_for(events, acknowledged).await)
     }
 
     async fn drop(&mut self, conn: Resource<MqttConnection>) -> wasmtime::Result<()> {
