@@ -34,7 +34,7 @@ NEXT_CURSOR_HEADER = "x-next-cursor"
 def json_response(status, value, headers=None):
     head = {"content-type": "application/json"}
     head.update(headers or {})
-    return Response(status, head, json.dumps(value).encode())
+    return Response(status, head, json.dumps(value, separators=(",", ":")).encode())
 
 
 def error(status, message, field=None):
