@@ -229,11 +229,13 @@ async fn duplicate_and_out_of_order_deliveries_change_nothing_twice() {
     })
     .await;
     assert_eq!(reserved["version"], 1);
+    // A true duplicate: the order's own deadline (a fixed date, once it has passed, makes
+    // expiration cancel the order for real).
     let duplicate = envelope(
         "order:created",
         json!({
             "id": order_id, "version": 0, "status": "created", "user_id": order["userId"],
-            "expires_at": "2026-11-24T10:03:00Z", "ticket": {"id": id, "price_cents": 2000}
+            "expires_at": order["expiresAt"], "ticket": {"id": id, "price_cents": 2000}
         }),
     );
     m.redis.publish("order:created", &duplicate);
