@@ -11,6 +11,15 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 BUILD="$ROOT/target/search-build"
 OUT="$ROOT/target/wasm32-wasip2/release/search.wasm"
+# componentize-js's output differs from build to build (so would its digest, and every
+# `tessera up` would compile it again): rebuild only when an input is newer.
+up_to_date=1
+[ -f "$OUT" ] || up_to_date=0
+for src in "$HERE/app.ts" "$HERE/wit/world.wit" "$HERE/wit-types.mjs" "$HERE/tsconfig.json" \
+  "$HERE/package-lock.json" "$HERE/build.sh" "$ROOT/wit/events.wit"; do
+  [ "$src" -nt "$OUT" ] && up_to_date=0
+done
+if [ "$up_to_date" = 1 ]; then echo "search.wasm is up to date" >&2; exit 0; fi
 sdk="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/spin-sdk-5.2.0/wit 2>/dev/null | head -n1)"
 [ -n "$sdk" ] || { echo "spin-sdk 5.2.0 is not in cargo's registry: run cargo fetch" >&2; exit 1; }
 rm -rf "$BUILD"
