@@ -40,7 +40,9 @@ export default defineConfig({
     command: "bash ../scripts/run_app.sh",
     url: `${app.url}/api/users/currentuser`,
     env: app.env,
-    timeout: 120_000,
+    // The first run compiles every component (the Python and TypeScript ones take tens of
+    // seconds each, two apps at once); later runs reuse the compile cache.
+    timeout: 240_000,
     reuseExistingServer: false,
     stdout: "ignore",
     stderr: "pipe",

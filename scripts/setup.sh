@@ -94,7 +94,8 @@ setup_e2e() {
   (cd "$ROOT/e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 }
 
-# Toolchains for the host's conformance guests in other languages (host/tests/guest-python,
+# Toolchains for the components in other languages (components/activity in Python,
+# components/search in TypeScript) and the host's conformance guests (host/tests/guest-python,
 # host/tests/guest-js), pinned to the versions README's "Components in other languages"
 # documents. Python: its own venv, so the app's .venv stays small.
 COMPONENTIZE_PY_VERSION=0.17.2
@@ -108,13 +109,16 @@ setup_guest_toolchains() {
     python3 -m venv "$GUEST_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$GUEST_VENV"; }
     "$GUEST_VENV/bin/pip" install -q "componentize-py==$COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN_SDK_PY_VERSION"
   fi
-  # JavaScript: componentize-js pinned by host/tests/guest-js/package-lock.json.
+  # JavaScript: componentize-js pinned by host/tests/guest-js/package-lock.json; the search
+  # component (TypeScript) pins componentize-js, jco and tsc in its own package-lock.json.
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-  local js="$ROOT/host/tests/guest-js"
-  if [ ! -x "$js/node_modules/.bin/componentize-js" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
-    log "installing componentize-js into host/tests/guest-js/node_modules"
-    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
-  fi
+  local js
+  for js in "$ROOT/host/tests/guest-js" "$ROOT/components/search"; do
+    if [ ! -x "$js/node_modules/.bin/componentize-js" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
+      log "installing the JavaScript toolchain into ${js#"$ROOT/"}/node_modules"
+      (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
 }
 
 # Builds the host and every component once, in the release profile.

@@ -15,6 +15,9 @@ cd "$ROOT"
 # tests of the app, all against the binaries built above.
 cargo test --release --locked --workspace "$@"
 
+log "running activity's Python unit tests (its event decoder and session check, natively)"
+.venv/bin/python -m pytest -q -p no:cacheprovider components/activity/tests
+
 log "validating deploy/k8s (kubectl kustomize, schemas, spin.toml consistency)"
 .venv/bin/python -m pytest -q deploy/k8s/tests
 

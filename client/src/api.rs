@@ -89,6 +89,39 @@ impl Order {
     }
 }
 
+/// A ticket `GET /api/search` found (available, best match first).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchHit {
+    /// Ticket id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Price in integer cents.
+    pub price_cents: i64,
+}
+
+/// One entry of the signed-in user's activity feed (`GET /api/activity`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityEntry {
+    /// Entry id (also the page cursor).
+    pub id: String,
+    /// `reserved`, `cancelled`, `expired`, `paid`, `sold` or `refunded`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `buyer` or `seller`.
+    pub role: String,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// The order it is about.
+    pub order_id: String,
+    /// The ticket of that order.
+    pub ticket_id: String,
+    /// When it happened (RFC 3339).
+    pub at: String,
+}
+
 /// What the browser needs to load Stripe.js.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -247,6 +280,20 @@ pub async fn sign_out() -> Result<(), ApiError> {
 /// `GET /api/tickets`: the available (unreserved) tickets, newest first.
 pub async fn tickets() -> Result<Vec<Ticket>, ApiError> {
     fetch_json(Method::GET, "/api/tickets", None).await
+}
+
+/// `GET /api/search?q=`: the first page of available tickets matching every word of `query`.
+pub async fn search(query: &str) -> Result<Vec<SearchHit>, ApiError> {
+    let url = format!(
+        "/api/search?q={}",
+        String::from(js_sys::encode_uri_component(query))
+    );
+    fetch_json(Method::GET, &url, None).await
+}
+
+/// `GET /api/activity`: the first page of the signed-in user's activity, newest first.
+pub async fn activity() -> Result<Vec<ActivityEntry>, ApiError> {
+    fetch_json(Method::GET, "/api/activity", None).await
 }
 
 /// `GET /api/tickets/:id`.

@@ -15,8 +15,8 @@ use leptos_router::path;
 use crate::api::CurrentUser;
 use crate::components::header::Header;
 use crate::pages::{
-    home::Home, new_ticket::NewTicket, not_found::NotFound, order::OrderPage, orders::Orders,
-    signin::SignIn, signout::SignOut, signup::SignUp, ticket::TicketPage,
+    activity::Activity, home::Home, new_ticket::NewTicket, not_found::NotFound, order::OrderPage,
+    orders::Orders, signin::SignIn, signout::SignOut, signup::SignUp, ticket::TicketPage,
 };
 
 /// Who is signed in: `None` while the first `currentuser` call is in flight, then
@@ -70,6 +70,8 @@ pub fn App() -> impl IntoView {
                     <ProtectedRoute path=path!("/orders") view=Orders
                         condition=signed_in redirect_path=to_signin fallback=loading/>
                     <ProtectedRoute path=path!("/orders/:id") view=OrderPage
+                        condition=signed_in redirect_path=to_signin fallback=loading/>
+                    <ProtectedRoute path=path!("/activity") view=Activity
                         condition=signed_in redirect_path=to_signin fallback=loading/>
                 </Routes>
             </main>

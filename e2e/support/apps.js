@@ -1,6 +1,6 @@
 // The two apps the browser tests run against, on free loopback ports.
 import { createServer } from "node:net";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -36,9 +36,15 @@ async function app(name, lockSeconds) {
   const redis = await port(`E2E_${upper}_REDIS`);
   const stripe = await port(`E2E_${upper}_STRIPE`);
   const stateDir = join(E2E, ".state", name);
-  // Every run starts from empty databases.
-  if (first) rmSync(stateDir, { recursive: true, force: true });
+  // Every run starts from empty databases; compiled components (cache/, named by the
+  // wasm's digest) are kept, so a run does not compile the Python and TypeScript
+  // components again.
   mkdirSync(stateDir, { recursive: true });
+  if (first) {
+    for (const entry of readdirSync(stateDir)) {
+      if (entry !== "cache") rmSync(join(stateDir, entry), { recursive: true, force: true });
+    }
+  }
   return {
     url: `http://127.0.0.1:${http}`,
     env: {

@@ -36,4 +36,10 @@ test("every page fits a phone screen", async ({ page, browser }, testInfo) => {
   await expect(page.getByRole("listitem").filter({ hasText: title })).toBeVisible();
   await expectFitsWidth(page);
   await snap(page, testInfo, "mobile-orders");
+  await expect(async () => {
+    await page.goto("/activity");
+    await expect(page.getByText(`You reserved ${title} for $120.00`)).toBeVisible({ timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
+  await expectFitsWidth(page);
+  await snap(page, testInfo, "mobile-activity");
 });

@@ -2,6 +2,9 @@
 //! from a registry with `--from`) served by `tessera up` against a private Redis, with
 //! typed helpers for the HTTP API.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -194,6 +197,21 @@ impl Marketplace {
 }
 
 fn spawn_app(source: &Source, vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
+    // `tessera up` keeps compiled components in its state directory, and every test has
+    // its own: without help each would compile every component again (the Python and
+    // TypeScript ones take tens of seconds each). So the first start of this process
+    // compiles, or takes from the shared cache of earlier runs, while the others wait; then
+    // every start begins with the shared compiled code linked into its state directory.
+    let cache = match source {
+        Source::Manifest(_) => state.join("cache"),
+        Source::Registry { .. } => state.join(".spin/cache"),
+    };
+    let shared = shared_compile_cache();
+    let warming = (!WARM.load(Ordering::SeqCst)).then(|| {
+        let guard = WARMING.lock().unwrap_or_else(|e| e.into_inner());
+        (!WARM.load(Ordering::SeqCst)).then_some(guard)
+    });
+    link_files(&shared, &cache);
     let app = spawn_tessera(source, vars, state);
     // `tessera up` serves HTTP while its Redis subscriber is still connecting; an event
     // published before it has subscribed would be lost (pub/sub keeps nothing), so tests
@@ -203,7 +221,48 @@ fn spawn_app(source: &Source, vars: &[(String, String)], state: &std::path::Path
         "tessera did not subscribe to Redis:\n{}",
         app.logs()
     );
+    link_files(&cache, &shared);
+    WARM.store(true, Ordering::SeqCst);
+    drop(warming);
     app
+}
+
+/// Whether an app of this process has started (so the shared compile cache is warm).
+static WARM: AtomicBool = AtomicBool::new(false);
+/// Held by the first start while it compiles.
+static WARMING: Mutex<()> = Mutex::new(());
+
+/// Compiled components shared by the apps the tests start, across runs: files named by
+/// the wasm's digest and the engine's settings, written atomically by `tessera`.
+fn shared_compile_cache() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), std::path::PathBuf::from);
+    target.join("blackbox-compile-cache")
+}
+
+/// Hard-links (or copies) every file of `from` that `to` lacks into `to`.
+fn link_files(from: &std::path::Path, to: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    std::fs::create_dir_all(to).expect("compile cache dir");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        // Skip temporary files of a write in progress.
+        if !name.to_string_lossy().ends_with(".cwasm") {
+            continue;
+        }
+        let target = to.join(&name);
+        if target.exists() {
+            continue;
+        }
+        if std::fs::hard_link(entry.path(), &target).is_err() {
+            let partial = to.join(format!(".{}.part", name.to_string_lossy()));
+            if std::fs::copy(entry.path(), &partial).is_ok() {
+                let _ = std::fs::rename(&partial, &target);
+            }
+        }
+    }
 }
 
 fn spawn_tessera(source: &Source, vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {

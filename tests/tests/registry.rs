@@ -15,7 +15,16 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const WASM: &str = "application/vnd.wasm.content.layer.v1+wasm";
 const DATA: &str = "application/vnd.wasm.content.layer.v1+data";
 const LOCK: &str = "application/vnd.fermyon.spin.application.v1+config";
-const COMPONENTS: [&str; 6] = ["auth", "expiration", "orders", "payments", "tickets", "web"];
+const COMPONENTS: [&str; 8] = [
+    "activity",
+    "auth",
+    "expiration",
+    "orders",
+    "payments",
+    "search",
+    "tickets",
+    "web",
+];
 /// Spin inlines static files up to this size in the lock instead of giving them a layer.
 const INLINE_MAX: u64 = 128;
 
@@ -228,7 +237,13 @@ fn check_lock(lock: &Value, layers: &[Value]) {
     }
     // The web component's files: every one of client/dist, by digest or inline.
     let data_digests = digests_of(DATA);
-    let mut files: Vec<&str> = components[5]["files"]
+    let component = |id: &str| {
+        components
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("component {id}"))
+    };
+    let mut files: Vec<&str> = component("web")["files"]
         .as_array()
         .expect("web files")
         .iter()
@@ -250,7 +265,7 @@ fn check_lock(lock: &Value, layers: &[Value]) {
         .collect();
     assert_eq!(files, expected);
 
-    let orders = &components[2];
+    let orders = component("orders");
     assert_eq!(orders["metadata"]["databases"], json!(["orders"]));
     assert_eq!(
         orders["metadata"]["allowed_outbound_hosts"],

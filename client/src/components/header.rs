@@ -5,7 +5,8 @@ use leptos_router::components::A;
 
 use crate::Session;
 
-/// Brand → `/`; signed out: Sign Up, Sign In; signed in: Sell Tickets, My Orders, Sign Out.
+/// Brand → `/`; signed out: Sign Up, Sign In; signed in: Sell Tickets, My Orders, Activity,
+/// Sign Out.
 #[component]
 pub fn Header() -> impl IntoView {
     let session = Session::get();
@@ -19,6 +20,7 @@ pub fn Header() -> impl IntoView {
                         Some(true) => view! {
                             <A href="/tickets/new">"Sell Tickets"</A>
                             <A href="/orders">"My Orders"</A>
+                            <A href="/activity">"Activity"</A>
                             <A href="/auth/signout">"Sign Out"</A>
                         }.into_any(),
                         Some(false) => view! {

@@ -1,5 +1,6 @@
 //! One file per route.
 
+pub mod activity;
 pub mod home;
 pub mod new_ticket;
 pub mod not_found;

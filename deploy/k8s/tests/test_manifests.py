@@ -414,7 +414,7 @@ def test_dev_overlay_is_small_and_marks_its_secrets_dev_only():
 def test_prod_overlay_scales_limits_tls_and_keeps_secrets_out_of_git():
     docs = render("prod")
     apps = {a["metadata"]["name"]: a["spec"] for a in by_kind(docs, "SpinApp")}
-    for name in ("auth", "tickets", "orders", "payments", "web"):
+    for name in ("auth", "tickets", "orders", "payments", "web", "activity", "search"):
         assert apps[name]["replicas"] >= 2, name
     for name, spec in apps.items():
         assert {"cpu", "memory"} <= set(spec["resources"].get("limits", {})), name

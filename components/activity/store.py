@@ -1,0 +1,187 @@
+"""activity's sqlite database (label `activity`, spin:sqlite@3.0.0).
+
+Every write is one idempotent statement, so duplicate or concurrent deliveries need no
+transaction: a handler records what it learned first, then derives entries from
+everything known (`materialize`); of two handlers racing on one order, the later one
+sees both facts. Entries are unique per (user, order, slot)."""
+
+from spin_sdk.wit.imports import spin_sqlite_sqlite as sqlite
+
+LABEL = "activity"
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS tickets (
+        id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
+        price_cents INTEGER NOT NULL, user_id TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS orders (
+        id TEXT PRIMARY KEY, version INTEGER NOT NULL, user_id TEXT NOT NULL,
+        ticket_id TEXT NOT NULL, price_cents INTEGER NOT NULL, expires_at TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS orders_by_ticket ON orders (ticket_id)",
+    # What happened to an order, once per kind: created, cancelled, completed, expired,
+    # paid, refunded; `at` is the event's time.
+    """CREATE TABLE IF NOT EXISTS facts (
+        order_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (order_id, kind))""",
+    # One feed entry; `slot` makes it unique (an order's cancellation is one entry whose
+    # kind becomes `expired` once that is known).
+    """CREATE TABLE IF NOT EXISTS entries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, role TEXT NOT NULL,
+        slot TEXT NOT NULL, kind TEXT NOT NULL, order_id TEXT NOT NULL,
+        ticket_id TEXT NOT NULL, amount_cents INTEGER NOT NULL, at TEXT NOT NULL,
+        UNIQUE (user_id, order_id, slot))""",
+]
+
+MESSAGES = {
+    ("buyer", "reserved"): "You reserved {title} for {amount}",
+    ("seller", "reserved"): "Your ticket {title} was reserved",
+    ("buyer", "cancelled"): "Your order for {title} was cancelled",
+    ("buyer", "expired"): "Your order for {title} expired",
+    ("seller", "cancelled"): "Your ticket {title} is available again",
+    ("seller", "expired"): "Your ticket {title} is available again",
+    ("buyer", "paid"): "You paid {amount} for {title}",
+    ("seller", "sold"): "Your ticket {title} was sold for {amount}",
+    ("buyer", "refunded"): "You were refunded {amount} for {title}",
+}
+
+
+def text(v):
+    return sqlite.Value_Text(v)
+
+
+def integer(v):
+    return sqlite.Value_Integer(v)
+
+
+def plain(value):
+    return None if isinstance(value, sqlite.Value_Null) else value.value
+
+
+def dollars(cents):
+    return f"${cents // 100}.{cents % 100:02d}"
+
+
+class Store:
+    def __init__(self, conn):
+        self.conn = conn
+
+    @classmethod
+    def open(cls):
+        conn = sqlite.Connection.open(LABEL)
+        for statement in SCHEMA:
+            conn.execute(statement, [])
+        return cls(conn)
+
+    def rows(self, statement, params):
+        result = self.conn.execute(statement, params)
+        return [dict(zip(result.columns, map(plain, row.values))) for row in result.rows]
+
+    def run(self, statement, params):
+        self.conn.execute(statement, params)
+
+    # --- what events teach ------------------------------------------------------------
+
+    def ticket(self, id, version, title, price_cents, user_id):
+        self.run(
+            """INSERT INTO tickets (id, version, title, price_cents, user_id) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET version = excluded.version, title = excluded.title,
+                 price_cents = excluded.price_cents, user_id = excluded.user_id
+               WHERE excluded.version > tickets.version""",
+            [text(id), integer(version), text(title), integer(price_cents), text(user_id)],
+        )
+        for row in self.rows("SELECT id FROM orders WHERE ticket_id = ?", [text(id)]):
+            self.materialize(row["id"])
+
+    def order_created(self, order, time):
+        self.run(
+            """INSERT INTO orders (id, version, user_id, ticket_id, price_cents, expires_at)
+               VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+            [text(order.id), integer(order.version), text(order.user_id), text(order.ticket.id),
+             integer(order.ticket.price_cents), text(order.expires_at)],
+        )
+        self.fact(order.id, "created", time)
+
+    def order_fact(self, order_id, version, kind, time, ticket_id):
+        """A later order event: recorded once; the order row keeps the newest version."""
+        self.run(
+            "UPDATE orders SET version = ? WHERE id = ? AND version < ?",
+            [integer(version), text(order_id), integer(version)],
+        )
+        self.fact(order_id, kind, time)
+
+    def fact(self, order_id, kind, time):
+        self.run(
+            "INSERT INTO facts (order_id, kind, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [text(order_id), text(kind), text(time)],
+        )
+        self.materialize(order_id)
+
+    # --- the entries derived from them --------------------------------------------------
+
+    def materialize(self, order_id):
+        orders = self.rows("SELECT * FROM orders WHERE id = ?", [text(order_id)])
+        if not orders:
+            return  # facts wait for order:created, which names the buyer
+        order = orders[0]
+        tickets = self.rows("SELECT user_id FROM tickets WHERE id = ?", [text(order["ticket_id"])])
+        seller = tickets[0]["user_id"] if tickets else None  # waits for the ticket's event
+        facts = {r["kind"]: r["at"] for r in self.rows(
+            "SELECT kind, at FROM facts WHERE order_id = ?", [text(order_id)])}
+        buyer = order["user_id"]
+        wanted = []
+        if "created" in facts:
+            wanted += [(buyer, "buyer", "reserved", "reserved", facts["created"]),
+                       (seller, "seller", "reserved", "reserved", facts["created"])]
+        if "cancelled" in facts:
+            at = facts["cancelled"]
+            expired = "expired" in facts or (at != "" and at >= order["expires_at"])
+            kind = "expired" if expired else "cancelled"
+            wanted += [(buyer, "buyer", "closed", kind, at), (seller, "seller", "closed", kind, at)]
+        paid_at = facts.get("paid") or facts.get("completed")
+        if paid_at is not None:
+            wanted.append((buyer, "buyer", "paid", "paid", paid_at))
+        if "completed" in facts:
+            wanted.append((seller, "seller", "sold", "sold", facts["completed"]))
+        if "refunded" in facts:
+            wanted.append((buyer, "buyer", "refunded", "refunded", facts["refunded"]))
+        for user, role, slot, kind, at in wanted:
+            if user is None:
+                continue
+            self.run(
+                """INSERT INTO entries (user_id, role, slot, kind, order_id, ticket_id, amount_cents, at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (user_id, order_id, slot) DO UPDATE SET kind = excluded.kind
+                   WHERE excluded.kind = 'expired' AND entries.kind != 'expired'""",
+                [text(user), text(role), text(slot), text(kind), text(order_id),
+                 text(order["ticket_id"]), integer(order["price_cents"]), text(at)],
+            )
+
+    def feed(self, user_id, limit, cursor):
+        """Up to `limit` entries of `user_id`, newest first, before `cursor`; and the
+        cursor of the next page when there may be one."""
+        rows = self.rows(
+            """SELECT e.seq, e.role, e.kind, e.order_id, e.ticket_id, e.amount_cents, e.at, t.title
+               FROM entries e LEFT JOIN tickets t ON t.id = e.ticket_id
+               WHERE e.user_id = ? AND e.seq < ? ORDER BY e.seq DESC LIMIT ?""",
+            [text(user_id), integer(cursor if cursor is not None else 2**62), integer(limit + 1)],
+        )
+        next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
+        return [entry(r) for r in rows[:limit]], next_cursor
+
+
+def entry(row):
+    title = row["title"]
+    cents = row["amount_cents"]
+    message = MESSAGES[(row["role"], row["kind"])].format(
+        title=title if title is not None else "a ticket", amount=dollars(cents))
+    return {
+        "id": str(row["seq"]),
+        "type": row["kind"],
+        "role": row["role"],
+        "message": message,
+        "orderId": row["order_id"],
+        "ticketId": row["ticket_id"],
+        "title": title,
+        "price": cents / 100,
+        "priceCents": cents,
+        "at": row["at"],
+    }
