@@ -20,8 +20,11 @@ for src in "$HERE/app.ts" "$HERE/wit/world.wit" "$HERE/wit-types.mjs" "$HERE/tsc
   [ "$src" -nt "$OUT" ] && up_to_date=0
 done
 if [ "$up_to_date" = 1 ]; then echo "search.wasm is up to date" >&2; exit 0; fi
-sdk="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/spin-sdk-5.2.0/wit 2>/dev/null | head -n1)"
-[ -n "$sdk" ] || { echo "spin-sdk 5.2.0 is not in cargo's registry: run cargo fetch" >&2; exit 1; }
+sdk_wit() { ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/spin-sdk-5.2.0/wit 2>/dev/null | head -n1; }
+# On a fresh machine nothing may have fetched the crate yet.
+[ -n "$(sdk_wit)" ] || (cd "$ROOT" && cargo fetch --locked >/dev/null)
+sdk="$(sdk_wit)"
+[ -n "$sdk" ] || { echo "spin-sdk 5.2.0 is not in cargo's registry (cargo fetch failed)" >&2; exit 1; }
 rm -rf "$BUILD"
 mkdir -p "$BUILD/wit/deps" "$(dirname "$OUT")"
 cp "$HERE/wit/world.wit" "$BUILD/wit/"
