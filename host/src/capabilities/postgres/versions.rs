@@ -124,59 +124,6 @@ fn v4_type(t: PgType) -> v4::DbDataType {
     }
 }
 
-impl v4::Host for HostState {}
-
-impl v4::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<PgConnection>, v4::Error>> {
-        Ok(self.pg_open(&address).await?.map_err(Into::into))
-    }
-
-    async fn query(
-        &mut self,
-        conn: Resource<PgConnection>,
-        statement: String,
-        params: Vec<v4::ParameterValue>,
-    ) -> wasmtime::Result<Result<v4::RowSet, v4::Error>> {
-        let params = params.into_iter().map(v4_param).collect();
-        let result = self.pg_query(&conn, &statement, params).await?;
-        Ok(result.map_err(Into::into).map(|set| v4::RowSet {
-            columns: set
-                .columns
-                .into_iter()
-                .map(|(name, t)| v4::Column {
-                    name,
-                    data_type: v4_type(t),
-                })
-                .collect(),
-            rows: set
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(v4_value).collect())
-                .collect(),
-        }))
-    }
-
-    async fn execute(
-        &mut self,
-        conn: Resource<PgConnection>,
-        statement: String,
-        params: Vec<v4::ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, v4::Error>> {
-        let params = params.into_iter().map(v4_param).collect();
-        Ok(self
-            .pg_execute(&conn, &statement, params)
-            .await?
-            .map_err(Into::into))
-    }
-
-    async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.pg_close(conn)
-    }
-}
-
 // ---- spin:postgres/postgres@3.0.0 ----
 
 impl From<PgError> for v3::Error {
@@ -249,59 +196,6 @@ fn v3_type(t: PgType) -> v3::DbDataType {
     }
 }
 
-impl v3::Host for HostState {}
-
-impl v3::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<PgConnection>, v3::Error>> {
-        Ok(self.pg_open(&address).await?.map_err(Into::into))
-    }
-
-    async fn query(
-        &mut self,
-        conn: Resource<PgConnection>,
-        statement: String,
-        params: Vec<v3::ParameterValue>,
-    ) -> wasmtime::Result<Result<v3::RowSet, v3::Error>> {
-        let params = params.into_iter().map(v3_param).collect();
-        let result = self.pg_query(&conn, &statement, params).await?;
-        Ok(result.map_err(Into::into).map(|set| v3::RowSet {
-            columns: set
-                .columns
-                .into_iter()
-                .map(|(name, t)| v3::Column {
-                    name,
-                    data_type: v3_type(t),
-                })
-                .collect(),
-            rows: set
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(v3_value).collect())
-                .collect(),
-        }))
-    }
-
-    async fn execute(
-        &mut self,
-        conn: Resource<PgConnection>,
-        statement: String,
-        params: Vec<v3::ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, v3::Error>> {
-        let params = params.into_iter().map(v3_param).collect();
-        Ok(self
-            .pg_execute(&conn, &statement, params)
-            .await?
-            .map_err(Into::into))
-    }
-
-    async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.pg_close(conn)
-    }
-}
-
 // ---- fermyon:spin/postgres@2.0.0 (rdbms-types) ----
 
 impl From<PgError> for rdbms_types::Error {
@@ -368,55 +262,67 @@ fn v2_type(t: PgType) -> rdbms_types::DbDataType {
     }
 }
 
-impl v2::Host for HostState {}
+// ---- the Host impls, the same for every version ----
 
-impl v2::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        address: String,
-    ) -> wasmtime::Result<Result<Resource<PgConnection>, rdbms_types::Error>> {
-        Ok(self.pg_open(&address).await?.map_err(Into::into))
-    }
+/// The `Host` impls of one WIT version: the same calls into the core, with that
+/// version's interface (`$iface`), types (`$types`) and conversions.
+macro_rules! host_connection {
+    ($iface:ident, $types:ident, $param:ident, $value:ident, $type_of:ident) => {
+        impl $iface::Host for HostState {}
 
-    async fn query(
-        &mut self,
-        conn: Resource<PgConnection>,
-        statement: String,
-        params: Vec<rdbms_types::ParameterValue>,
-    ) -> wasmtime::Result<Result<rdbms_types::RowSet, rdbms_types::Error>> {
-        let params = params.into_iter().map(v2_param).collect();
-        let result = self.pg_query(&conn, &statement, params).await?;
-        Ok(result.map_err(Into::into).map(|set| rdbms_types::RowSet {
-            columns: set
-                .columns
-                .into_iter()
-                .map(|(name, t)| rdbms_types::Column {
-                    name,
-                    data_type: v2_type(t),
-                })
-                .collect(),
-            rows: set
-                .rows
-                .into_iter()
-                .map(|row| row.into_iter().map(v2_value).collect())
-                .collect(),
-        }))
-    }
+        impl $iface::HostConnection for HostState {
+            async fn open(
+                &mut self,
+                address: String,
+            ) -> wasmtime::Result<Result<Resource<PgConnection>, $types::Error>> {
+                Ok(self.pg_open(&address).await?.map_err(Into::into))
+            }
 
-    async fn execute(
-        &mut self,
-        conn: Resource<PgConnection>,
-        statement: String,
-        params: Vec<rdbms_types::ParameterValue>,
-    ) -> wasmtime::Result<Result<u64, rdbms_types::Error>> {
-        let params = params.into_iter().map(v2_param).collect();
-        Ok(self
-            .pg_execute(&conn, &statement, params)
-            .await?
-            .map_err(Into::into))
-    }
+            async fn query(
+                &mut self,
+                conn: Resource<PgConnection>,
+                statement: String,
+                params: Vec<$types::ParameterValue>,
+            ) -> wasmtime::Result<Result<$types::RowSet, $types::Error>> {
+                let params = params.into_iter().map($param).collect();
+                let result = self.pg_query(&conn, &statement, params).await?;
+                Ok(result.map_err(Into::into).map(|set| $types::RowSet {
+                    columns: set
+                        .columns
+                        .into_iter()
+                        .map(|(name, t)| $types::Column {
+                            name,
+                            data_type: $type_of(t),
+                        })
+                        .collect(),
+                    rows: set
+                        .rows
+                        .into_iter()
+                        .map(|row| row.into_iter().map($value).collect())
+                        .collect(),
+                }))
+            }
 
-    async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.pg_close(conn)
-    }
+            async fn execute(
+                &mut self,
+                conn: Resource<PgConnection>,
+                statement: String,
+                params: Vec<$types::ParameterValue>,
+            ) -> wasmtime::Result<Result<u64, $types::Error>> {
+                let params = params.into_iter().map($param).collect();
+                Ok(self
+                    .pg_execute(&conn, &statement, params)
+                    .await?
+                    .map_err(Into::into))
+            }
+
+            async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
+                self.pg_close(conn)
+            }
+        }
+    };
 }
+
+host_connection!(v4, v4, v4_param, v4_value, v4_type);
+host_connection!(v3, v3, v3_param, v3_value, v3_type);
+host_connection!(v2, rdbms_types, v2_param, v2_value, v2_type);
