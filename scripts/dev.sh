@@ -3,5 +3,6 @@
 # with localstripe as Stripe unless a Stripe key is configured (see run_app.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+setup_app
 build_all
 exec bash "$ROOT/scripts/run_app.sh" "$@"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tessera needs on a Debian machine with rustup. Idempotent: every step is
-# skipped when its tool is already present. Sourced by dev.sh and test.sh.
+# skipped when its tool is already present. Sourced by dev.sh (`setup_app`: what building
+# and running the app needs) and test.sh (`setup_app` and `setup_tests`: the test servers,
+# the host's test guests, the deploy checks and the browser tests).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,9 +40,12 @@ setup_rust() {
   done
 }
 
-setup_services() {
+setup_redis() {
   # Redis for the event triggers and tests (started by `tessera up` and the tests).
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+}
+
+setup_test_services() {
   # An OCI registry for the `tessera registry` tests (they start their own instance).
   [ -x /usr/bin/docker-registry ] || apt_install docker-registry
   # Real servers for the host's outbound PostgreSQL / MySQL / MQTT tests (each test
@@ -102,23 +107,31 @@ COMPONENTIZE_PY_VERSION=0.17.2
 SPIN_SDK_PY_VERSION=3.4.1
 GUEST_VENV="$ROOT/.venv-py-guest"
 
-setup_guest_toolchains() {
+setup_component_toolchains() {
   if ! "$GUEST_VENV/bin/python" -c 'import spin_sdk' 2>/dev/null \
     || ! "$GUEST_VENV/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY_VERSION"; then
     log "installing componentize-py $COMPONENTIZE_PY_VERSION + spin-sdk $SPIN_SDK_PY_VERSION into .venv-py-guest"
     python3 -m venv "$GUEST_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$GUEST_VENV"; }
     "$GUEST_VENV/bin/pip" install -q "componentize-py==$COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN_SDK_PY_VERSION"
   fi
-  # JavaScript: componentize-js pinned by host/tests/guest-js/package-lock.json; the search
-  # component (TypeScript) pins componentize-js, jco and tsc in its own package-lock.json.
+  # The search component (TypeScript) pins componentize-js, jco and tsc in its own
+  # package-lock.json.
+  npm_ci "$ROOT/components/search"
+}
+
+setup_test_guests() {
+  # The host's JavaScript conformance guest: componentize-js pinned by its package-lock.json.
+  npm_ci "$ROOT/host/tests/guest-js"
+}
+
+# `npm ci` in DIR unless its node_modules already match its package-lock.json.
+npm_ci() {
+  local dir="$1"
   command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-  local js
-  for js in "$ROOT/host/tests/guest-js" "$ROOT/components/search"; do
-    if [ ! -x "$js/node_modules/.bin/componentize-js" ] || [ "$js/package-lock.json" -nt "$js/node_modules/.package-lock.json" ]; then
-      log "installing the JavaScript toolchain into ${js#"$ROOT/"}/node_modules"
-      (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
-    fi
-  done
+  if [ ! -x "$dir/node_modules/.bin/componentize-js" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    log "installing the JavaScript toolchain into ${dir#"$ROOT/"}/node_modules"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 }
 
 # Builds the host and every component once, in the release profile.
@@ -129,9 +142,18 @@ build_all() {
   (cd "$ROOT" && "$CARGO_TARGET_DIR/release/tessera" build -f spin.toml)
 }
 
-setup_rust
-setup_services
-setup_localstripe
-setup_guest_toolchains
-setup_k8s_tests
-setup_e2e
+# What building and running the app needs (dev.sh).
+setup_app() {
+  setup_rust
+  setup_redis
+  setup_localstripe
+  setup_component_toolchains
+}
+
+# What the tests need besides (test.sh).
+setup_tests() {
+  setup_test_services
+  setup_test_guests
+  setup_k8s_tests
+  setup_e2e
+}

@@ -2,6 +2,8 @@
 # Sets up, builds everything once (release profile) and runs every test.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+setup_app
+setup_tests
 build_all
 
 log "building the host conformance guest"
