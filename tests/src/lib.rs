@@ -3,6 +3,7 @@
 
 pub mod harness;
 pub mod marketplace;
+pub mod session;
 pub mod stripe;
 
 pub use harness::*;

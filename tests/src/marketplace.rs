@@ -473,6 +473,16 @@ impl Marketplace {
         (status, body(resp).await)
     }
 
+    /// `DELETE /api/orders/:id` as `buyer`; the status.
+    pub async fn cancel(&self, buyer: &Client, order_id: &str) -> StatusCode {
+        buyer
+            .delete(self.url(&format!("/api/orders/{order_id}")))
+            .send()
+            .await
+            .expect("DELETE")
+            .status()
+    }
+
     /// PUT with a JSON body; returns the status and JSON body.
     pub async fn put_json(
         &self,

@@ -1,28 +1,9 @@
 //! The Session section of the marketplace contract, over real HTTP.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tessera_blackbox::marketplace::{JWT_SECRET, Marketplace, assert_one_winner, body, messages};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// Builds a JWT by hand so tests can forge, expire and tamper with tokens.
-fn token(header: &Value, claims: &Value, secret: &str) -> String {
-    let head = URL_SAFE_NO_PAD.encode(header.to_string());
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{head}.{payload}").as_bytes());
-    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{head}.{payload}.{sig}")
-}
+use tessera_blackbox::marketplace::{Marketplace, assert_one_winner, body, messages};
+use tessera_blackbox::session::{USER_ID, bad_tokens, valid_token};
 
 async fn current_user_with_cookie(m: &Marketplace, cookie: &str) -> (StatusCode, Value) {
     let resp = reqwest::Client::new()
@@ -230,41 +211,15 @@ async fn signin_and_signout() {
 #[tokio::test]
 async fn forged_expired_tampered_and_unsigned_tokens_mean_signed_out() {
     let m = Marketplace::start();
-    let hs256 = json!({"alg": "HS256", "typ": "JWT"});
-    let claims = json!({"id": "u1", "email": "eve@example.com", "iat": now(), "exp": now() + 3600});
-
-    let valid = token(&hs256, &claims, JWT_SECRET);
+    let valid = valid_token();
     let (status, me) = current_user_with_cookie(&m, &valid).await;
     assert_eq!(
         (status, me["currentUser"]["id"].clone()),
-        (StatusCode::OK, json!("u1")),
+        (StatusCode::OK, json!(USER_ID)),
         "control: a well-signed token is accepted"
     );
 
-    let expired = token(
-        &hs256,
-        &json!({"id": "u1", "email": "e@x.io", "iat": now() - 7200, "exp": now() - 60}),
-        JWT_SECRET,
-    );
-    let forged = token(&hs256, &claims, "some-other-secret");
-    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
-    parts[1] = URL_SAFE_NO_PAD.encode(
-        json!({"id": "admin", "email": "eve@example.com", "iat": now(), "exp": now() + 3600})
-            .to_string(),
-    );
-    let tampered = parts.join(".");
-    let unsigned = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    for (name, bad) in [
-        ("expired", expired),
-        ("forged", forged),
-        ("tampered", tampered),
-        ("alg none", unsigned),
-        ("garbage", "not.a.jwt".into()),
-    ] {
+    for (name, bad) in bad_tokens() {
         let (status, me) = current_user_with_cookie(&m, &bad).await;
         assert_eq!(status, StatusCode::OK, "{name}: never 401");
         assert_eq!(me, json!({"currentUser": null}), "{name}");

@@ -77,12 +77,7 @@ async fn reserving_and_releasing_a_ticket_moves_versions_as_the_contract_says() 
     assert_eq!(messages(&edit.1), ["Cannot edit a reserved ticket"]);
 
     // Cancelling releases it: version 2, listed again.
-    let resp = buyer
-        .delete(m.url(&format!("/api/orders/{order_id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(m.cancel(&buyer, &order_id).await, StatusCode::NO_CONTENT);
     let cancelled = body(m.get(&buyer, &format!("/api/orders/{order_id}")).await).await;
     assert_eq!(
         (cancelled["status"].clone(), cancelled["version"].clone()),
@@ -155,12 +150,7 @@ async fn of_fifty_concurrent_orders_for_one_ticket_exactly_one_wins() {
     let (status, probe) = m.order_when_known(&buyers[0], &id).await;
     assert_eq!(status, StatusCode::CREATED, "{probe}");
     let probe_id = probe["id"].as_str().unwrap();
-    let resp = buyers[0]
-        .delete(m.url(&format!("/api/orders/{probe_id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(m.cancel(&buyers[0], probe_id).await, StatusCode::NO_CONTENT);
 
     let attempts = buyers.iter().map(|c| {
         let url = m.url("/api/orders");

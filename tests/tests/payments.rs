@@ -206,13 +206,10 @@ async fn setup_checks_the_order_as_paying_does() {
         "refused requests ask Stripe for nothing"
     );
 
-    let resp = deal
-        .buyer
-        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     // Payments hears of the cancellation asynchronously.
     let errors = eventually("payments to see the cancellation", DEADLINE, || async {
         let (status, errors) = setup(&m, &deal.buyer, &deal.order_id).await;
@@ -266,14 +263,8 @@ async fn the_whole_journey_charges_the_price_in_cents_once() {
             vec!["Order is already paid".to_owned()]
         )
     );
-    let resp = deal
-        .buyer
-        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        resp.status(),
+        m.cancel(&deal.buyer, &deal.order_id).await,
         StatusCode::BAD_REQUEST,
         "a paid order cannot be cancelled"
     );
@@ -309,13 +300,10 @@ async fn payment_rules_are_checked_in_order() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "not signed in");
 
-    let resp = deal
-        .buyer
-        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     // Payments hears of the cancellation asynchronously; poll with the no-token call,
     // which never charges (it only prepares an intent), until it refuses.
     let errors = eventually("payments to see the cancellation", DEADLINE, || async {

@@ -3,14 +3,10 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tessera_blackbox::marketplace::{
-    JWT_SECRET, Marketplace, body, envelope, eventually, messages,
-};
+use tessera_blackbox::marketplace::{Marketplace, body, envelope, eventually, messages};
+use tessera_blackbox::session::{USER_ID, bad_tokens, now, signed, valid_token};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -151,13 +147,10 @@ async fn an_expired_order_shows_in_the_feed() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(8.0).await;
     feed_becomes(&m, &deal.buyer, &["reserved"]).await;
-    let resp = deal
-        .buyer
-        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     let entries = feed_becomes(&m, &deal.buyer, &["cancelled", "reserved"]).await;
     assert_eq!(
         entries[0]["message"],
@@ -220,12 +213,8 @@ async fn search_finds_available_tickets_only() {
     let (status, order) = m.order_when_known(&buyer, &id).await;
     assert_eq!(status, StatusCode::CREATED);
     search_finds(&m, "vienna", &id, false).await;
-    let resp = buyer
-        .delete(m.url(&format!("/api/orders/{}", order["id"].as_str().unwrap())))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let order_id = order["id"].as_str().unwrap();
+    assert_eq!(m.cancel(&buyer, order_id).await, StatusCode::NO_CONTENT);
     search_finds(&m, "vienna", &id, true).await;
     let (status, order) = m.order_when_known(&buyer, &id).await;
     assert_eq!(status, StatusCode::CREATED, "{order}");
@@ -324,23 +313,6 @@ async fn duplicate_and_out_of_order_events_change_nothing() {
     assert_eq!(types(&feed(&m, &buyer).await), types(&entries));
 }
 
-/// Builds a JWT by hand so tests can forge, expire and tamper with tokens.
-fn token(header: &Value, claims: &Value, secret: &str) -> String {
-    let head = URL_SAFE_NO_PAD.encode(header.to_string());
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{head}.{payload}").as_bytes());
-    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{head}.{payload}.{sig}")
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 async fn get_with(m: &Marketplace, path: &str, cookie: Option<&str>) -> (StatusCode, String) {
     let mut request = Client::new().get(m.url(path));
     if let Some(cookie) = cookie {
@@ -354,9 +326,7 @@ async fn get_with(m: &Marketplace, path: &str, cookie: Option<&str>) -> (StatusC
 #[tokio::test]
 async fn bad_queries_and_forged_cookies_get_json_errors() {
     let m = Marketplace::start();
-    let hs256 = json!({"alg": "HS256", "typ": "JWT"});
-    let claims = json!({"id": "u1", "email": "eve@example.com", "iat": now(), "exp": now() + 3600});
-    let valid = token(&hs256, &claims, JWT_SECRET);
+    let valid = valid_token();
     let (status, text) = get_with(&m, "/api/activity", Some(&valid)).await;
     assert_eq!(
         (status, text.as_str()),
@@ -364,37 +334,16 @@ async fn bad_queries_and_forged_cookies_get_json_errors() {
         "control: a valid token"
     );
 
-    let mut parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
-    parts[1] = URL_SAFE_NO_PAD.encode(
-        json!({"id": "admin", "email": "eve@example.com", "iat": now(), "exp": now() + 3600})
-            .to_string(),
-    );
-    let tampered = parts.join(".");
-    let unsigned = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let expired = token(
-        &hs256,
-        &json!({"id": "u1", "email": "e@x.io", "iat": now() - 7200, "exp": now() - 60}),
-        JWT_SECRET,
-    );
-    let no_exp = token(
-        &hs256,
-        &json!({"id": "u1", "email": "e@x.io", "iat": now()}),
-        JWT_SECRET,
-    );
-    for (name, cookie) in [
-        ("missing", None),
-        ("forged", Some(token(&hs256, &claims, "another-secret"))),
-        ("tampered", Some(tampered)),
-        ("alg none", Some(unsigned)),
-        ("expired", Some(expired)),
-        ("no exp", Some(no_exp)),
-        ("garbage", Some("not.a.jwt".to_owned())),
-        ("non-ascii", Some("%C3%A9.%C3%A9.%C3%A9".to_owned())),
-    ] {
+    let no_exp = signed(&json!({"id": USER_ID, "email": "e@x.io", "iat": now()}));
+    let cases = bad_tokens()
+        .into_iter()
+        .map(|(name, token)| (name, Some(token)))
+        .chain([
+            ("missing", None),
+            ("no exp", Some(no_exp)),
+            ("non-ascii", Some("%C3%A9.%C3%A9.%C3%A9".to_owned())),
+        ]);
+    for (name, cookie) in cases {
         let (status, text) = get_with(&m, "/api/activity", cookie.as_deref()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {text}");
         let error: Value = serde_json::from_str(&text).unwrap();

@@ -26,15 +26,6 @@ async fn order(m: &Marketplace, buyer: &Client, order_id: &str) -> Value {
     body(m.get(buyer, &format!("/api/orders/{order_id}")).await).await
 }
 
-async fn cancel(m: &Marketplace, deal: &Deal) -> StatusCode {
-    deal.buyer
-        .delete(m.url(&format!("/api/orders/{}", deal.order_id)))
-        .send()
-        .await
-        .expect("DELETE")
-        .status()
-}
-
 /// The `order:cancelled` orders published for the deal (version 1), as the test hands
 /// it to a held-back payments.
 fn cancellation(deal: &Deal) -> String {
@@ -101,7 +92,10 @@ async fn a_cancellation_that_reaches_payments_after_the_charge_refunds_it_once()
     let deal = m.ordered_ticket(12.5).await;
 
     // The buyer cancels; orders knows at once, payments does not.
-    assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     let (status, paid) = m
         .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
         .await;
@@ -149,7 +143,10 @@ async fn a_charge_that_succeeds_after_payments_saw_the_cancellation_is_refunded_
     let pi = started["stripeId"].as_str().expect("stripeId").to_owned();
 
     // ...the buyer cancels in another tab, and payments learns of it...
-    assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     eventually(
         "payments to refuse the cancelled order",
         DEADLINE,
@@ -180,7 +177,10 @@ async fn a_charge_that_succeeds_after_payments_saw_the_cancellation_is_refunded_
 async fn a_visibly_cancelled_order_is_refused_before_any_charge() {
     let m = Marketplace::start();
     let deal = m.ordered_ticket(14.5).await;
-    assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     let refusal = eventually("payments to see the cancellation", DEADLINE, || async {
         let (status, errors) = m
             .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
@@ -215,7 +215,10 @@ async fn a_refund_due_while_stripe_is_down_is_made_once_it_is_back() {
         ..Setup::default()
     });
     let deal = m.ordered_ticket(15.5).await;
-    assert_eq!(cancel(&m, &deal).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        m.cancel(&deal.buyer, &deal.order_id).await,
+        StatusCode::NO_CONTENT
+    );
     let (status, paid) = m
         .pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
         .await;
@@ -327,7 +330,7 @@ async fn twenty_concurrent_cancel_and_pay_pairs_keep_money_only_for_complete_ord
 
     join_all(deals.iter().map(|deal| async {
         let (cancelled, paid) = tokio::join!(
-            cancel(&m, deal),
+            m.cancel(&deal.buyer, &deal.order_id),
             m.pay(&deal.buyer, &deal.order_id, Some("pm_card_visa"))
         );
         assert!(
