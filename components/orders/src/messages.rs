@@ -99,15 +99,12 @@ fn on_payment(
     raw_id: &str,
     event: PaymentEvent<'_>,
 ) -> anyhow::Result<()> {
-    let known = OrderId::parse(raw_id)
-        .map(|id| store.order(&id).map(|order| order.map(|_| id)))
-        .transpose()?
-        .flatten();
-    match known {
-        Some(id) => {
-            store.apply_payment(&id, event)?;
-        }
-        None => eprintln!("ignoring {event:?} for unknown order {raw_id:?}"),
+    let applied = match OrderId::parse(raw_id) {
+        Some(id) => store.apply_payment(&id, event)?,
+        None => None,
+    };
+    if applied.is_none() {
+        eprintln!("ignoring {event:?} for unknown order {raw_id:?}");
     }
     Ok(())
 }
@@ -138,6 +135,7 @@ mod tests {
     use common::events::{
         ExpirationComplete, OrderCancelled, PaymentCreated, PaymentRefunded, TicketRef,
     };
+    use common::sqlite::Database;
 
     fn deliver(store: &TestStore, event: impl Into<Event>) {
         handle(store, &message(event), NOW).unwrap();
@@ -361,8 +359,25 @@ mod tests {
                     stripe_id: "pi_1".into(),
                 },
             );
+            deliver(
+                &store,
+                PaymentRefunded {
+                    id: "p1".into(),
+                    order_id: order_id.into(),
+                    stripe_id: "pi_1".into(),
+                    refund_id: "re_1".into(),
+                },
+            );
         }
         assert!(outbox(&store).is_empty());
+        let shown = store
+            .db()
+            .query("SELECT order_id FROM order_payments", &[])
+            .unwrap();
+        assert!(
+            shown.rows.is_empty(),
+            "no payment is kept for an unknown order"
+        );
     }
 
     #[test]

@@ -113,8 +113,9 @@ pub trait OrderStore {
     fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>>;
 
     /// Applies a payments event to the payment shown on order `id` ([`Payment::apply`]),
-    /// atomically; whether it changed anything.
-    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<bool>;
+    /// atomically; whether it changed anything, or `None` (nothing written) when there is
+    /// no such order.
+    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<Option<bool>>;
 
     /// Queues `order`'s event once more (same version), for consumers that may have
     /// missed it; they ignore a duplicate.
@@ -150,7 +151,7 @@ impl<S: OrderStore + ?Sized> OrderStore for &S {
         (**self).overdue_orders(cutoff, limit)
     }
 
-    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<bool> {
+    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<Option<bool>> {
         (**self).apply_payment(id, event)
     }
 
@@ -303,11 +304,13 @@ impl<D: Database> OrderStore for SqliteOrders<D> {
         })
     }
 
-    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<bool> {
+    fn apply_payment(&self, id: &OrderId, event: PaymentEvent<'_>) -> anyhow::Result<Option<bool>> {
         sqlite::transaction(&self.db, || {
-            let current = self.order(id)?.and_then(|order| order.payment);
-            let Some(payment) = Payment::apply(current.as_ref(), event) else {
-                return Ok(false);
+            let Some(order) = self.order(id)? else {
+                return Ok(None);
+            };
+            let Some(payment) = Payment::apply(order.payment.as_ref(), event) else {
+                return Ok(Some(false));
             };
             self.db
                 .query(
@@ -320,7 +323,7 @@ impl<D: Database> OrderStore for SqliteOrders<D> {
                     ],
                 )
                 .context("Failed to store an order's payment")?;
-            Ok(true)
+            Ok(Some(true))
         })
     }
 
