@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 mod manifest;
+mod select;
 pub use manifest::from_manifest;
 
 /// Content type of every component source (Spin's only one).

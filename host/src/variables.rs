@@ -80,6 +80,17 @@ impl Resolved {
     }
 }
 
+/// The variables a template such as `redis://{{ redis_host }}:6379` refers to.
+pub fn template_variables(template: &str) -> anyhow::Result<Vec<VariableName>> {
+    Ok(parse_template(template)?
+        .into_iter()
+        .filter_map(|part| match part {
+            Part::Variable(name) => Some(name),
+            Part::Literal(_) => None,
+        })
+        .collect())
+}
+
 enum Part<'a> {
     Literal(&'a str),
     Variable(VariableName),
