@@ -2,10 +2,10 @@
 //! `tessera up` starts `redis-server` as a child process (keyspace notifications on,
 //! nothing written to disk) and stops it on exit. Never for a remote address.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -24,19 +24,20 @@ impl Drop for DevRedis {
 }
 
 /// Starts Redis for `address` if it is a loopback address with nothing listening.
-pub fn ensure_redis(address: &str, state_dir: &Path) -> anyhow::Result<Option<DevRedis>> {
+/// Async so that waiting for it never blocks a runtime worker thread.
+pub async fn ensure_redis(address: &str, state_dir: &Path) -> anyhow::Result<Option<DevRedis>> {
     let url =
         url::Url::parse(address).with_context(|| format!("invalid Redis address {address:?}"))?;
     let host = url.host_str().unwrap_or("");
     let port = url.port().unwrap_or(6379);
-    let Some(socket) = (host, port)
-        .to_socket_addrs()
+    let Some(socket) = tokio::net::lookup_host((host, port))
+        .await
         .ok()
         .and_then(|mut a| a.next())
     else {
         return Ok(None);
     };
-    if !socket.ip().is_loopback() || answers(socket) {
+    if !socket.ip().is_loopback() || answers(socket).await {
         return Ok(None);
     }
     let dir = state_dir.join("redis");
@@ -84,18 +85,25 @@ pub fn ensure_redis(address: &str, state_dir: &Path) -> anyhow::Result<Option<De
         child,
         address: address.to_owned(),
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !answers(socket) {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "started redis-server for {address}, but it did not answer within 5s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    let ready = async {
+        while !answers(socket).await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), ready)
+        .await
+        .is_err()
+    {
+        anyhow::bail!("started redis-server for {address}, but it did not answer within 5s");
     }
     eprintln!("Started dev Redis at {address} (pid {})", dev.child.id());
     Ok(Some(dev))
 }
 
-fn answers(addr: SocketAddr) -> bool {
-    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+async fn answers(addr: SocketAddr) -> bool {
+    let connect = tokio::net::TcpStream::connect(addr);
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), connect).await,
+        Ok(Ok(_))
+    )
 }
