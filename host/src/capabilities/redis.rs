@@ -7,10 +7,11 @@
 //! the guest sees (its outbox keeps the event), instead of hanging the request.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 use wasmtime::component::{Linker, Resource};
 
 use crate::bindings::redis::{self, Error, RedisParameter, RedisResult};
@@ -18,30 +19,63 @@ use crate::state::HostState;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed first connection, guests are told at once for this long instead of
+/// each waiting out its own connection timeout while Redis is away.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_millis(500);
 
 /// Shared Redis clients, one per address.
 #[derive(Default)]
 pub struct RedisClients {
-    by_address: Mutex<HashMap<String, ConnectionManager>>,
+    /// Held only to find an address's slot, never across a connection attempt: a Redis
+    /// that hangs must not queue guests of other addresses, or of the same one, behind it.
+    by_address: Mutex<HashMap<String, Arc<ClientSlot>>>,
+}
+
+/// One address's connection, made once by whichever guest asks first.
+#[derive(Default)]
+struct ClientSlot {
+    conn: OnceCell<ConnectionManager>,
+    last_failure: Mutex<Option<Instant>>,
 }
 
 impl RedisClients {
     async fn connect(&self, address: &str) -> Result<ConnectionManager, Error> {
-        let mut clients = self.by_address.lock().await;
-        if let Some(conn) = clients.get(address) {
+        let slot = {
+            let mut slots = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(address.to_owned()).or_default().clone()
+        };
+        if let Some(conn) = slot.conn.get() {
             return Ok(conn.clone());
         }
-        let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1);
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))?;
-        clients.insert(address.to_owned(), conn.clone());
-        Ok(conn)
+        let failed_recently = slot
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
+        if failed_recently {
+            return Err(Error::Other(
+                "cannot connect to Redis (it did not answer moments ago)".into(),
+            ));
+        }
+        // Guests arriving while the first attempt runs wait for that one attempt.
+        let made = slot
+            .conn
+            .get_or_try_init(|| async {
+                let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(1);
+                client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))
+            })
+            .await;
+        if made.is_err() {
+            *slot.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+        made.cloned()
     }
 }
 
