@@ -228,7 +228,24 @@ impl HttpServer {
         });
 
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                // The head is on its way; a failure while the guest streams the body
+                // can only cut the body short, but it must not go unreported.
+                let component = target.id.clone();
+                tokio::spawn(async move {
+                    let failure = match task.await {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => e,
+                        Err(e) => anyhow::anyhow!("guest task failed: {e}"),
+                    };
+                    tracing::error!(
+                        target: "tessera::request",
+                        %component,
+                        "component failed after sending the response head: {failure:#}"
+                    );
+                });
+                Ok(response)
+            }
             Ok(Err(code)) => Err(Failure::Guest(anyhow::anyhow!(
                 "guest returned error code {code:?}"
             ))),
