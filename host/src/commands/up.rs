@@ -54,6 +54,22 @@ pub struct UpCommand {
     /// manifest, or in the current directory with --from].
     #[arg(long, env = "TESSERA_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Run only this component (repeatable), with only its triggers: one service of a
+    /// larger app, as SpinKube's `spec.components` deploys it. Variables, stores and
+    /// databases are checked for the selected components alone.
+    #[arg(
+        long = "component-id",
+        short = 'c',
+        value_name = "ID",
+        env = "TESSERA_COMPONENT_ID",
+        value_delimiter = ','
+    )]
+    pub component_ids: Vec<String>,
+    /// Never start a local redis-server, even when the app's loopback Redis is not
+    /// answering: for deployments where Redis is someone else's (the triggers keep
+    /// retrying until it is back).
+    #[arg(long, env = "TESSERA_NO_DEV_SERVICES")]
+    pub no_dev_services: bool,
     /// Run `tessera build` first.
     #[arg(long)]
     pub build: bool,
@@ -76,7 +92,7 @@ impl UpCommand {
         if self.build {
             let build = BuildCommand {
                 manifest: self.manifest.clone(),
-                components: Vec::new(),
+                components: self.component_ids.clone(),
             };
             let code = build.execute()?;
             if code != ExitCode::SUCCESS {
@@ -92,7 +108,10 @@ impl UpCommand {
     }
 
     async fn run(self) -> anyhow::Result<()> {
-        let (locked, origin, state_dir) = self.load().await?;
+        let (mut locked, origin, state_dir) = self.load().await?;
+        if !self.component_ids.is_empty() {
+            locked.retain_components(&self.component_ids, &origin)?;
+        }
         let vars = Resolved::resolve(&app::declared_variables(&locked)?, &EnvProvider)
             .with_context(|| format!("{origin}: [variables]"))?;
         let runtime_config = RuntimeConfig::load(self.runtime_config.as_deref(), &state_dir)?;
@@ -126,11 +145,14 @@ impl UpCommand {
             )?))
         };
         let mut dev_services = Vec::new();
-        for address in redis.iter().flat_map(|r| r.addresses()) {
-            dev_services.extend(dev_services::ensure_redis(address, &state_dir)?);
+        if !self.no_dev_services {
+            for address in redis.iter().flat_map(|r| r.addresses()) {
+                dev_services.extend(dev_services::ensure_redis(address, &state_dir).await?);
+            }
         }
-        if let Some(redis) = redis {
-            tokio::spawn(redis.clone().run());
+        let mut subscribers = None;
+        if let Some(redis) = &redis {
+            subscribers = Some(tokio::spawn(redis.clone().run()));
             // Events published before the subscribers listen are lost (pub/sub keeps
             // nothing), so the app is announced once they do, unless Redis is away.
             if !redis.wait_until_subscribed(SUBSCRIBE_WAIT).await {
@@ -147,6 +169,14 @@ impl UpCommand {
             eprintln!("{line}");
         }
         server.serve(listener, shutdown_signal()).await;
+        // Stop taking messages, let the handlers already running finish, and only then
+        // stop a dev Redis they may still be publishing to.
+        if let (Some(redis), Some(subscribers)) = (redis, subscribers) {
+            subscribers.abort();
+            if !redis.drain(self.request_timeout).await {
+                tracing::warn!("stopped with Redis message handlers still running");
+            }
+        }
         drop(dev_services);
         eprintln!("Stopped");
         Ok(())

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use tokio::sync::{Semaphore, watch};
+use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::bindings::redis_handler::RedisHandlerPre;
@@ -47,6 +48,9 @@ pub struct RedisTrigger {
     instances: Arc<Semaphore>,
     /// How many subscriptions have subscribed at least once.
     subscribed: watch::Sender<usize>,
+    /// Handlers still running, so shutdown can let them finish (their outbox relays
+    /// and publishes need Redis, which dev services stop right after).
+    in_flight: TaskTracker,
 }
 
 impl RedisTrigger {
@@ -107,6 +111,7 @@ impl RedisTrigger {
             subscriptions,
             instances,
             subscribed: watch::Sender::new(0),
+            in_flight: TaskTracker::new(),
         })
     }
 
@@ -125,13 +130,19 @@ impl RedisTrigger {
             .is_ok_and(|waited| waited.is_ok())
     }
 
-    /// Runs every subscriber until the process stops.
+    /// Waits, at most `limit`, for the handlers already running; the caller has stopped
+    /// the subscribers (aborted `run`) so no new ones start. Whether all finished.
+    pub async fn drain(&self, limit: Duration) -> bool {
+        self.in_flight.close();
+        tokio::time::timeout(limit, self.in_flight.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Runs every subscriber until the process stops (or the task running it is aborted).
     pub async fn run(self: Arc<Self>) {
-        let tasks = (0..self.subscriptions.len()).map(|i| {
-            let trigger = self.clone();
-            tokio::spawn(async move { trigger.subscribe_forever(i).await })
-        });
-        futures::future::join_all(tasks).await;
+        let subscribers = (0..self.subscriptions.len()).map(|i| self.subscribe_forever(i));
+        futures::future::join_all(subscribers).await;
     }
 
     async fn subscribe_forever(&self, index: usize) {
@@ -197,7 +208,7 @@ impl RedisTrigger {
             return;
         };
         let runtime = self.runtime.clone();
-        tokio::spawn(async move {
+        self.in_flight.spawn(async move {
             let _permit = permit;
             let started = std::time::Instant::now();
             let result = handle_message(&runtime, &target, &payload).await;
