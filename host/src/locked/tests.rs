@@ -191,3 +191,33 @@ fn unsupported_versions_and_host_requirements_are_refused() {
     let err = lock(json!({ "must_understand": ["time_travel"] })).unwrap_err();
     assert!(format!("{err:#}").contains("time_travel"), "{err:#}");
 }
+
+#[test]
+fn selecting_components_keeps_their_triggers_and_the_variables_they_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = write_app(dir.path());
+    let locked = from_manifest(&loaded, &dir.path().join("staging")).unwrap();
+
+    let mut web = locked.clone();
+    web.retain_components(&["web".into()], "spin.toml").unwrap();
+    assert_eq!(web.components.len(), 1);
+    assert_eq!(web.triggers.len(), 1, "only web's route: {:?}", web.triggers);
+    // Neither the API's required key nor the Redis default is web's business.
+    assert!(web.variables.is_empty(), "{:?}", web.variables.keys());
+
+    let mut api = locked.clone();
+    api.retain_components(&["api".into()], "spin.toml").unwrap();
+    assert_eq!(api.triggers.len(), 3, "one route and two channels");
+    let names: Vec<&str> = api.variables.keys().map(String::as_str).collect();
+    assert_eq!(names, ["api_key", "redis_address"]);
+
+    let err = locked
+        .clone()
+        .retain_components(&["api".into(), "wbe".into()], "spin.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spin.toml") && err.contains("wbe") && err.contains("api, web"),
+        "{err}"
+    );
+}
