@@ -7,11 +7,10 @@
 //! the guest sees (its outbox keeps the event), instead of hanging the request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::OnceCell;
 use wasmtime::component::{Linker, Resource};
 
 use crate::bindings::redis::{self, Error, RedisParameter, RedisResult};
@@ -34,8 +33,19 @@ pub struct RedisClients {
 /// One address's connection, made once by whichever guest asks first.
 #[derive(Default)]
 struct ClientSlot {
-    conn: OnceCell<ConnectionManager>,
+    conn: OnceLock<ConnectionManager>,
+    /// Serialises connection attempts to this address (only this one).
+    attempt: tokio::sync::Mutex<()>,
     last_failure: Mutex<Option<Instant>>,
+}
+
+impl ClientSlot {
+    fn failed_recently(&self) -> bool {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE)
+    }
 }
 
 impl RedisClients {
@@ -47,35 +57,28 @@ impl RedisClients {
         if let Some(conn) = slot.conn.get() {
             return Ok(conn.clone());
         }
-        let failed_recently = slot
-            .last_failure
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
-        if failed_recently {
+        // Guests arriving while an attempt runs wait for its outcome, and share it.
+        let _attempt = slot.attempt.lock().await;
+        if let Some(conn) = slot.conn.get() {
+            return Ok(conn.clone());
+        }
+        if slot.failed_recently() {
             return Err(Error::Other(
                 "cannot connect to Redis (it did not answer moments ago)".into(),
             ));
         }
-        // Guests arriving while the first attempt runs wait for that one attempt.
-        let made = slot
-            .conn
-            .get_or_try_init(|| async {
-                let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_number_of_retries(1);
-                client
-                    .get_connection_manager_with_config(config)
-                    .await
-                    .map_err(|e| Error::Other(format!("cannot connect to Redis: {e}")))
-            })
-            .await;
-        if made.is_err() {
-            *slot.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let client = ::redis::Client::open(address).map_err(|_| Error::InvalidAddress)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1);
+        match client.get_connection_manager_with_config(config).await {
+            Ok(conn) => Ok(slot.conn.get_or_init(|| conn).clone()),
+            Err(e) => {
+                *slot.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                Err(Error::Other(format!("cannot connect to Redis: {e}")))
+            }
         }
-        made.cloned()
     }
 }
 

@@ -201,7 +201,12 @@ fn selecting_components_keeps_their_triggers_and_the_variables_they_use() {
     let mut web = locked.clone();
     web.retain_components(&["web".into()], "spin.toml").unwrap();
     assert_eq!(web.components.len(), 1);
-    assert_eq!(web.triggers.len(), 1, "only web's route: {:?}", web.triggers);
+    assert_eq!(
+        web.triggers.len(),
+        1,
+        "only web's route: {:?}",
+        web.triggers
+    );
     // Neither the API's required key nor the Redis default is web's business.
     assert!(web.variables.is_empty(), "{:?}", web.variables.keys());
 
