@@ -153,6 +153,10 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     if body == "trap" {
         panic!("trap requested by message");
     }
+    // A handler still running when the host is asked to stop (shutdown drains it).
+    if body.starts_with("slow") {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
     conn.execute(
         "INSERT INTO received (body) VALUES (?)",
         &[Value::Text(body)],
