@@ -429,7 +429,18 @@ async fn an_order_still_expires_on_time_across_an_app_restart() {
         (m.redis.zscore("expiration:due", &deal.order_id) && m.redis.exists(&timer)).then_some(())
     })
     .await;
+    // The expiration service fires it after the restart: observed on the bus before orders
+    // is asked (its requests would also cancel an overdue order, as a backstop).
+    let expirations = ChannelWatch::start(&m.redis.address(), &["expiration:complete"]);
     m.restart();
+    eventually("expiration:complete after the restart", DEADLINE, || async {
+        expirations
+            .payloads("expiration:complete")
+            .iter()
+            .any(|event| event.contains(&deal.order_id))
+            .then_some(())
+    })
+    .await;
     wait_for_status(&m, &deal.buyer, &deal.order_id, "cancelled").await;
     eventually("the ticket to be released", DEADLINE, || async {
         ticket(&m, &deal.ticket_id)
