@@ -12,6 +12,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod commands;
 pub mod dev_services;
+pub mod guest_output;
 pub mod locked;
 pub mod manifest;
 pub mod registry;

@@ -17,6 +17,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::app::App;
 use crate::capabilities::sqlite::DbPool;
 use crate::capabilities::{self, key_value, redis, sqlite};
+use crate::guest_output::GuestOutput;
 use crate::manifest::ComponentId;
 use crate::state::{ComponentContext, HostState};
 
@@ -102,6 +103,8 @@ impl Runtime {
                 redis: redis.clone(),
                 max_memory_bytes: limits.max_memory_bytes,
                 outbound_timeout: limits.outbound_timeout(),
+                stdout: GuestOutput::stdout(id.as_str()),
+                stderr: GuestOutput::stderr(id.as_str()),
             };
             components.insert(
                 id.clone(),

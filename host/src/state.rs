@@ -14,6 +14,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::app::ComponentSpec;
 use crate::capabilities::outbound_http::OutboundHttp;
 use crate::capabilities::{key_value, redis, sqlite};
+use crate::guest_output::GuestOutput;
 
 /// Everything about a component that all its instances share, built once at startup.
 pub struct ComponentContext {
@@ -24,6 +25,9 @@ pub struct ComponentContext {
     pub max_memory_bytes: usize,
     /// Default outbound HTTP timeouts (see `Limits::outbound_timeout`).
     pub outbound_timeout: std::time::Duration,
+    /// The guest's stdout and stderr, prefixed with the component id.
+    pub stdout: GuestOutput,
+    pub stderr: GuestOutput,
 }
 
 pub struct HostState {
@@ -39,8 +43,8 @@ impl HostState {
     pub fn new(component: Arc<ComponentContext>) -> anyhow::Result<Self> {
         let spec = &component.spec;
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout()
-            .inherit_stderr()
+        wasi.stdout(component.stdout.clone())
+            .stderr(component.stderr.clone())
             .envs(&spec.environment);
         for mount in &spec.mounts {
             wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)

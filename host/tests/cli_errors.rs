@@ -226,6 +226,34 @@ fn a_served_app_logs_one_line_per_request() {
     );
 }
 
+#[test]
+fn guest_output_lines_name_their_component() {
+    require_guest();
+    let manifest = workspace_root().join("host/tests/apps/conformance/spin.toml");
+    let rc = workspace_root()
+        .join("host/tests/apps/conformance/runtime-config.toml")
+        .display()
+        .to_string();
+    let app = TesseraUp::spawn(
+        &manifest,
+        &["--runtime-config-file", &rc],
+        &[("SPIN_VARIABLE_SECRET_TOKEN", "x")],
+    );
+    assert_eq!(reqwest::blocking_get(&app.url("/denied/print")), 200);
+    // The unterminated stderr line is written when the instance ends.
+    for line in [
+        "[denied] to stdout",
+        "[denied] second line",
+        "[denied] to stderr, no newline",
+    ] {
+        assert!(
+            app.wait_for_log(line, std::time::Duration::from_secs(5)),
+            "{line:?} missing:\n{}",
+            app.logs()
+        );
+    }
+}
+
 mod reqwest {
     /// A one-off GET without pulling reqwest's blocking client into the build.
     pub fn blocking_get(url: &str) -> u16 {

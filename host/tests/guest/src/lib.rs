@@ -36,6 +36,11 @@ async fn handle(req: Request) -> Response {
     router.get("/mysql", use_mysql);
     router.get("/mqtt/:topic", publish_mqtt);
     router.get("/llm", use_llm);
+    router.get("/print", |_: Request, _: Params| {
+        println!("to stdout\nsecond line");
+        eprint!("to stderr, no newline");
+        text(200, "printed")
+    });
     router.post("/echo", |req: Request, _: Params| {
         text(200, &req.body().len().to_string())
     });
