@@ -163,3 +163,104 @@ fn dev_redis_is_started_on_a_silent_loopback_port_and_stopped_on_exit() {
         "dev Redis still running after tessera exited"
     );
 }
+
+#[test]
+fn shutdown_lets_a_running_handler_finish_before_dev_redis_stops() {
+    // The app's own dev Redis: it is stopped on exit, right after the handlers drain.
+    let port = free_port();
+    let address = format!("redis://127.0.0.1:{port}");
+    let state = tempfile::tempdir().unwrap();
+    let env = [("SPIN_VARIABLE_REDIS_ADDRESS", address.as_str())];
+    let mut app = TesseraUp::spawn_with_state(&manifest(), &[], &env, state.path());
+    assert!(app.wait_for_log("Subscribed to", Duration::from_secs(10)));
+    RedisServer::existing(port).publish("conformance", "slow-one");
+    // The handler sleeps 1.5 s before it records the message; stop while it runs.
+    assert!(app.wait_for_log("Subscribed to", Duration::from_secs(1)));
+    let status = app.terminate();
+    assert!(status.success(), "{status}\n{}", app.logs());
+    assert!(
+        app.logs().contains("component=granted outcome=\"ok\"")
+            || app.logs().contains("component=granted outcome=ok"),
+        "the handler did not finish:\n{}",
+        app.logs()
+    );
+    let app = TesseraUp::spawn_with_state(&manifest(), &[], &env, state.path());
+    assert_eq!(received(&app), "slow-one", "{}", app.logs());
+}
+
+#[test]
+fn no_dev_services_leaves_a_silent_port_alone_and_subscribes_when_redis_comes() {
+    require_guest();
+    let port = free_port();
+    let address = format!("redis://127.0.0.1:{port}");
+    let app = TesseraUp::spawn(
+        &manifest(),
+        &["--no-dev-services"],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", address.as_str())],
+    );
+    assert!(
+        !port_answers(port),
+        "a dev Redis was started:\n{}",
+        app.logs()
+    );
+    assert!(!app.logs().contains("Started dev Redis"), "{}", app.logs());
+    let mut redis = RedisServer::existing(port);
+    redis.restart();
+    assert!(
+        app.wait_for_log("Subscribed to", Duration::from_secs(15)),
+        "{}",
+        app.logs()
+    );
+    redis.publish("conformance", "late-redis");
+    assert!(
+        wait_until(Duration::from_secs(10), || received(&app) == "late-redis"),
+        "{}",
+        app.logs()
+    );
+}
+
+#[test]
+fn a_selected_component_runs_only_its_own_triggers() {
+    let redis = RedisServer::start();
+    require_guest();
+    let app = TesseraUp::spawn(
+        &manifest(),
+        &["--component-id", "denied"],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", redis.address().as_str())],
+    );
+    assert_eq!(get(&app, "/denied/hello"), (200, "hello".into()));
+    assert_eq!(get(&app, "/granted/hello").0, 404);
+    assert!(!app.logs().contains("Subscribed to"), "{}", app.logs());
+}
+
+#[test]
+fn guests_fail_fast_and_together_while_redis_hangs() {
+    require_guest();
+    // Accepts connections and never answers: a paused or wedged Redis.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("redis://127.0.0.1:{}", hung.local_addr().unwrap().port());
+    let app = TesseraUp::spawn(
+        &manifest(),
+        &["--no-dev-services"],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", address.as_str())],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let started = std::time::Instant::now();
+    let statuses = rt.block_on(async {
+        let requests = (0..8).map(|i| {
+            let url = app.url(&format!("/granted/redis/publish/ch/m{i}"));
+            async move { reqwest::get(url).await.map(|r| r.status().as_u16()) }
+        });
+        futures::future::join_all(requests).await
+    });
+    let took = started.elapsed();
+    assert!(
+        statuses.iter().all(|s| matches!(s, Ok(502))),
+        "{statuses:?}\n{}",
+        app.logs()
+    );
+    // One connection attempt (2 s connect + 5 s response timeouts at most) shared by all,
+    // not eight attempts one after another behind a lock.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    drop(hung);
+}

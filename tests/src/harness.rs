@@ -47,6 +47,7 @@ pub struct TesseraUp {
     child: Child,
     pub base_url: String,
     output: Arc<Mutex<Vec<String>>>,
+    label: String,
     _state: Option<tempfile::TempDir>,
 }
 
@@ -90,36 +91,48 @@ impl TesseraUp {
     }
 
     fn spawn_command(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> TesseraUp {
-        let mut child = command
+        command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .envs(env.iter().copied())
-            .env_remove("RUST_BACKTRACE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tessera");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        drain(child.stdout.take().unwrap(), output.clone(), None);
-        drain(child.stderr.take().unwrap(), output.clone(), Some(ready_tx));
-        let base_url = match ready_rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "tessera did not become ready:\n{}",
-                    output.lock().unwrap().join("\n")
-                );
-            }
-        };
-        TesseraUp {
-            child,
-            base_url,
-            output,
+            .envs(env.iter().copied());
+        Self::start(command)
+            .unwrap_or_else(|output| panic!("tessera did not become ready:\n{output}"))
+    }
+
+    /// Starts a prepared `tessera up` command (its arguments, `--listen` included, and
+    /// environment set) and waits for its ready line. When it exits or is not ready within
+    /// two minutes (it is then killed), the error is its output.
+    pub fn start(mut command: Command) -> Result<TesseraUp, String> {
+        command.env_remove("RUST_BACKTRACE");
+        const READY: &str = "Serving HTTP on ";
+        let started = spawn_watching(command, &[READY], Duration::from_secs(120))?;
+        let base_url = started
+            .line
+            .split_once(READY)
+            .map_or("", |(_, url)| url.trim());
+        Ok(TesseraUp {
+            child: started.child,
+            base_url: base_url.to_owned(),
+            output: started.output,
+            label: "tessera".to_owned(),
             _state: None,
-        }
+        })
+    }
+
+    /// Names this process in the output printed when a test fails (default `tessera`).
+    pub fn with_label(mut self, label: &str) -> TesseraUp {
+        self.label = label.to_owned();
+        self
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -158,6 +171,14 @@ impl TesseraUp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Asks the host to stop (SIGTERM, as Kubernetes does) and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait for tessera")
+    }
 }
 
 impl Drop for TesseraUp {
@@ -165,22 +186,83 @@ impl Drop for TesseraUp {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("---- tessera output ----\n{}", self.logs());
+            eprintln!("---- {} output ----\n{}", self.label, self.logs());
         }
     }
 }
 
+/// A child process that printed one of the lines it was watched for; what it prints is
+/// collected in `output`.
+pub(crate) struct Watched {
+    pub child: Child,
+    /// The first line that contained a needle.
+    pub line: String,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+/// Spawns `command` with its stdout and stderr collected, and waits until one of their
+/// lines contains one of `needles`. When the process exits first (its streams close) or
+/// `within` passes (it is then killed), the error is what it printed.
+pub(crate) fn spawn_watching(
+    mut command: Command,
+    needles: &'static [&'static str],
+    within: Duration,
+) -> Result<Watched, String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let output = Arc::new(Mutex::new(Vec::new()));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        drain(stdout, output.clone(), Some((needles, ready_tx.clone())));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        drain(stderr, output.clone(), Some((needles, ready_tx)));
+    }
+    match ready_rx.recv_timeout(within) {
+        Ok(line) => Ok(Watched {
+            child,
+            line,
+            output,
+        }),
+        Err(wait) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let why = match wait {
+                std::sync::mpsc::RecvTimeoutError::Timeout => {
+                    format!("not ready within {within:?}")
+                }
+                std::sync::mpsc::RecvTimeoutError::Disconnected => "exited".to_owned(),
+            };
+            let printed = output.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+            Err(format!("{program} {why}:\n{printed}"))
+        }
+    }
+}
+
+/// Collects the lines of `stream` into `output` on a thread; the first line containing
+/// one of the needles of `watch` is sent on its channel.
 fn drain(
     stream: impl std::io::Read + Send + 'static,
     output: Arc<Mutex<Vec<String>>>,
-    ready: Option<std::sync::mpsc::Sender<String>>,
+    mut watch: Option<(&'static [&'static str], std::sync::mpsc::Sender<String>)>,
 ) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if let (Some(tx), Some(url)) = (&ready, line.strip_prefix("Serving HTTP on ")) {
-                let _ = tx.send(url.trim().to_owned());
+            let seen = watch
+                .as_ref()
+                .is_some_and(|(needles, _)| needles.iter().any(|n| line.contains(n)));
+            output
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.clone());
+            if seen && let Some((_, tx)) = watch.take() {
+                let _ = tx.send(line);
             }
-            output.lock().unwrap().push(line);
         }
     });
 }
@@ -211,33 +293,27 @@ pub struct RegistryServer {
 impl RegistryServer {
     pub fn start() -> RegistryServer {
         let storage = tempfile::tempdir().expect("registry storage dir");
-        let port = free_port();
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .expect("write registry config");
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (scripts/setup.sh installs it)");
-        let server = RegistryServer {
+        let (child, port) = start_on_free_port("docker-registry", |port| {
+            let config = storage.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    storage.path().join("data").display()
+                ),
+            )
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+            let mut command = Command::new("/usr/bin/docker-registry");
+            command.arg("serve").arg(&config);
+            // Logged once the port is bound; a taken port ends it with "address already in use".
+            let started = spawn_watching(command, &["listening on "], Duration::from_secs(10))?;
+            Ok((started.child, port))
+        });
+        RegistryServer {
             child,
             port,
             storage,
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || port_answers(port)),
-            "docker-registry did not start"
-        );
-        server
+        }
     }
 
     /// `127.0.0.1:PORT`, the registry part of a reference.
@@ -268,19 +344,51 @@ impl Drop for RegistryServer {
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    /// Its settings, after `--port` and `--bind`.
+    args: Vec<String>,
 }
 
 impl RedisServer {
+    /// Keyspace notifications for expired keys on, nothing written to disk.
     pub fn start() -> RedisServer {
-        let port = free_port();
-        let mut server = RedisServer { child: None, port };
-        server.restart();
-        server
+        Self::start_with_args(Self::default_args())
     }
 
-    /// A handle to a Redis someone else started on `port` (nothing to stop).
+    /// The settings of [`RedisServer::start`].
+    fn default_args() -> Vec<String> {
+        let args = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--notify-keyspace-events",
+            "Ex",
+        ];
+        args.map(str::to_owned).to_vec()
+    }
+
+    /// With `args` as its settings (e.g. an append-only file in a directory of the
+    /// caller's), on a free port.
+    pub fn start_with_args(args: Vec<String>) -> RedisServer {
+        start_on_free_port("redis-server", |port| {
+            let mut server = RedisServer {
+                child: None,
+                port,
+                args: args.clone(),
+            };
+            server.try_start()?;
+            Ok(server)
+        })
+    }
+
+    /// A handle to a Redis someone else started on `port` (nothing to stop; a
+    /// [`RedisServer::restart`] starts one there with the settings of `start`).
     pub fn existing(port: u16) -> RedisServer {
-        RedisServer { child: None, port }
+        RedisServer {
+            child: None,
+            port,
+            args: Self::default_args(),
+        }
     }
 
     pub fn address(&self) -> String {
@@ -290,27 +398,40 @@ impl RedisServer {
     /// Starts (again) on the same port and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--notify-keyspace-events", "Ex"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/setup.sh installs it)");
-        self.child = Some(child);
-        assert!(
-            wait_until(Duration::from_secs(5), || port_answers(self.port)),
-            "redis-server did not start"
-        );
+        if let Err(e) = self.try_start() {
+            panic!("redis-server did not start on port {}: {e}", self.port);
+        }
+    }
+
+    /// Starts on its port, unless running, and waits until it accepts connections (after
+    /// loading its data). The error says why not, e.g. that the port is taken.
+    pub fn try_start(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&self.args);
+        let started = spawn_watching(
+            command,
+            &["Ready to accept connections"],
+            Duration::from_secs(10),
+        )
+        .map_err(|e| {
+            if e.starts_with("cannot start") {
+                format!("{e} (scripts/setup.sh installs redis-server)")
+            } else {
+                e
+            }
+        })?;
+        self.child = Some(started.child);
+        Ok(())
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn stop(&mut self) {
@@ -361,12 +482,35 @@ impl Drop for RedisServer {
     }
 }
 
+/// A loopback port that was free a moment ago. Another process may take it before the
+/// caller binds it: servers that cannot bind port 0 themselves start through
+/// [`start_on_free_port`], which tries again on another port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
         .port()
+}
+
+/// How many ports [`start_on_free_port`] tries.
+const PORT_TRIES: usize = 5;
+
+/// Starts a server that must be told its port (`start(port)`) on a free port, and on
+/// another one when the start fails (typically because another process took the port
+/// between [`free_port`] and the server's bind), up to [`PORT_TRIES`] times.
+pub fn start_on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Result<T, String>) -> T {
+    let mut failures = Vec::new();
+    for _ in 0..PORT_TRIES {
+        let port = free_port();
+        match start(port) {
+            Ok(server) => return server,
+            Err(e) => failures.push(format!("on port {port}: {e}")),
+        }
+    }
+    panic!(
+        "{what} did not start on any of {PORT_TRIES} ports:\n{}",
+        failures.join("\n")
+    );
 }
 
 pub fn port_answers(port: u16) -> bool {
@@ -401,20 +545,27 @@ impl LocalStripe {
             "{} is missing: run scripts/setup.sh (it installs localstripe)",
             python.display()
         );
-        let port = free_port();
-        let child = Command::new(python)
+        // Port 0: the script binds any free port and announces it once bound.
+        let mut command = Command::new(python);
+        command
             .arg(root.join("scripts/run_localstripe.py"))
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start localstripe");
-        let stripe = LocalStripe { child, port };
-        assert!(
-            wait_until(Duration::from_secs(20), || port_answers(port)),
-            "localstripe did not start"
-        );
-        stripe
+            .arg("0");
+        const READY: &str = "localstripe listening on http://127.0.0.1:";
+        let started = spawn_watching(command, &[READY], Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("localstripe did not start: {e}"));
+        let mut child = started.child;
+        let announced = started.line.split_once(READY).map(|(_, port)| port.trim());
+        let Some(Ok(port)) = announced.map(str::parse) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("localstripe announced no port: {}", started.line);
+        };
+        LocalStripe { child, port }
+    }
+
+    /// The process id (to pause it: a hung Stripe).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn base_url(&self) -> String {
@@ -422,10 +573,16 @@ impl LocalStripe {
     }
 }
 
-impl Drop for LocalStripe {
-    fn drop(&mut self) {
+impl LocalStripe {
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -544,5 +701,34 @@ impl ChannelWatch {
             .filter(|(c, _)| c == channel)
             .map(|(_, payload)| payload.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_on_a_taken_port_fails_at_once_and_another_port_is_tried() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = taken.local_addr().expect("address").port();
+        let started = Instant::now();
+        let error = RedisServer::existing(port)
+            .try_start()
+            .expect_err("the port is taken");
+        assert!(error.contains("in use"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{error}");
+
+        let mut tried = Vec::new();
+        let second = start_on_free_port("a server", |port| {
+            tried.push(port);
+            if tried.len() == 1 {
+                Err("address already in use".to_owned())
+            } else {
+                Ok(port)
+            }
+        });
+        assert_eq!(tried.len(), 2);
+        assert_eq!(second, tried[1]);
     }
 }
