@@ -55,6 +55,12 @@ setup_test_services() {
   command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto
 }
 
+setup_nginx() {
+  # The ingress of the production topology (tests/src/topology, scripts/topology.sh); each
+  # run starts its own from a temporary directory. The package's own service is not used.
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_install nginx
+}
+
 LOCALSTRIPE_VERSION=1.15.10
 VENV="$ROOT/.venv"
 
@@ -153,6 +159,7 @@ setup_app() {
 # What the tests need besides (test.sh).
 setup_tests() {
   setup_test_services
+  setup_nginx
   setup_test_guests
   setup_k8s_tests
   setup_e2e

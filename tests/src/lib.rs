@@ -5,5 +5,6 @@ pub mod harness;
 pub mod marketplace;
 pub mod session;
 pub mod stripe;
+pub mod topology;
 
 pub use harness::*;

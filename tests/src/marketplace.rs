@@ -119,23 +119,10 @@ impl Marketplace {
             Some(switch) => format!("http://127.0.0.1:{}", switch.port),
             None => stripe.base_url(),
         };
-        let address = redis.address();
-        let vars: Vec<(String, String)> = [
-            ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
-            ("SPIN_VARIABLE_REDIS_ADDRESS", &address),
-            // Cheap hashing keeps the suite fast; the production cost is the default.
-            ("SPIN_VARIABLE_ARGON2_MEMORY_KIB", "64"),
-            ("SPIN_VARIABLE_ARGON2_ITERATIONS", "1"),
-            ("SPIN_VARIABLE_STRIPE_API_BASE", &stripe_base),
-            ("SPIN_VARIABLE_STRIPE_SECRET_KEY", crate::stripe::SECRET_KEY),
-            ("SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY", "pk_test_black_box"),
-            ("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
-            ("SPIN_VARIABLE_STRIPE_JS_URL", &stripe_js),
-        ]
-        .iter()
-        .chain(env)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        let vars: Vec<(String, String)> = app_env(&redis.address(), &stripe_base, &stripe_js)
+            .into_iter()
+            .chain(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
         // Later entries (the caller's) override earlier ones when the process starts.
         let state = tempfile::tempdir().expect("state dir");
         let app = spawn_app(&source, &vars, state.path());
@@ -196,6 +183,27 @@ impl Marketplace {
     }
 }
 
+/// The environment the tests run the app with: `SPIN_VARIABLE_*` for Redis, Stripe (at
+/// `stripe_base`, its Stripe.js at `stripe_js`), the session secret, and cheap password
+/// hashing. Later entries of an environment list override earlier ones.
+pub fn app_env(redis_address: &str, stripe_base: &str, stripe_js: &str) -> Vec<(String, String)> {
+    [
+        ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
+        ("SPIN_VARIABLE_REDIS_ADDRESS", redis_address),
+        // Cheap hashing keeps the suite fast; the production cost is the default.
+        ("SPIN_VARIABLE_ARGON2_MEMORY_KIB", "64"),
+        ("SPIN_VARIABLE_ARGON2_ITERATIONS", "1"),
+        ("SPIN_VARIABLE_STRIPE_API_BASE", stripe_base),
+        ("SPIN_VARIABLE_STRIPE_SECRET_KEY", crate::stripe::SECRET_KEY),
+        ("SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY", "pk_test_black_box"),
+        ("SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
+        ("SPIN_VARIABLE_STRIPE_JS_URL", stripe_js),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 fn spawn_app(source: &Source, vars: &[(String, String)], state: &std::path::Path) -> TesseraUp {
     // `tessera up` keeps compiled components in its state directory, and every test has
     // its own: without help each would compile every component again (the Python and
@@ -234,14 +242,14 @@ static WARMING: Mutex<()> = Mutex::new(());
 
 /// Compiled components shared by the apps the tests start, across runs: files named by
 /// the wasm's digest and the engine's settings, written atomically by `tessera`.
-fn shared_compile_cache() -> std::path::PathBuf {
+pub(crate) fn shared_compile_cache() -> std::path::PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), std::path::PathBuf::from);
     target.join("blackbox-compile-cache")
 }
 
 /// Hard-links (or copies) every file of `from` that `to` lacks into `to`.
-fn link_files(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn link_files(from: &std::path::Path, to: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(from) else {
         return;
     };
