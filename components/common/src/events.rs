@@ -210,6 +210,29 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     Event::from_data(&envelope.event_type, envelope.data)
 }
 
+/// The event in a message a service consumes, or `None` once it has logged why the
+/// message is skipped: malformed, or of a type this version does not know (a newer
+/// publisher). Either way the message is acknowledged, since a redelivery would not
+/// make it readable. `service` names the consumer in the log line.
+pub fn decode_or_skip(service: &str, bytes: &[u8]) -> Option<Event> {
+    match decode(bytes) {
+        Ok(event) => Some(event),
+        Err(DecodeError::UnknownType(event_type)) => {
+            eprintln!("{service}: ignoring an event of unknown type `{event_type}`");
+            None
+        }
+        Err(err) => {
+            eprintln!("{service}: dropping a malformed message: {err}");
+            None
+        }
+    }
+}
+
+/// Logs an event of a channel `service` does not consume (spin.toml routes it none).
+pub fn skip_unconsumed(service: &str, event: &Event) {
+    eprintln!("{service}: ignoring a `{}` event", event.channel());
+}
+
 /// `application/json`, in any case, with or without parameters such as `charset`.
 fn is_json(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();

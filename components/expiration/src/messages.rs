@@ -17,7 +17,7 @@
 //! deliver it again, and an error would only be logged a second time by the host.
 //! Errors are Redis failures only.
 
-use common::events::{self, DecodeError, Event, OrderCreated, OrderStatus};
+use common::events::{self, Event, OrderCreated, OrderStatus};
 use common::outbox::Publisher;
 use common::time::parse_rfc3339;
 
@@ -90,20 +90,13 @@ pub fn parse(payload: &[u8]) -> Message {
         // A key that expired and is not one of our timers (or our done markers).
         return Message::Ignored;
     }
-    match events::decode(payload) {
-        Ok(Event::OrderCreated(order)) => schedule(&order),
-        Ok(other) => {
-            eprintln!("expiration: ignoring a `{}` event", other.channel());
+    match events::decode_or_skip("expiration", payload) {
+        Some(Event::OrderCreated(order)) => schedule(&order),
+        Some(other) => {
+            events::skip_unconsumed("expiration", &other);
             Message::Ignored
         }
-        Err(DecodeError::UnknownType(event_type)) => {
-            eprintln!("expiration: ignoring an event of unknown type `{event_type}`");
-            Message::Ignored
-        }
-        Err(err) => {
-            eprintln!("expiration: dropping a malformed message: {err}");
-            Message::Ignored
-        }
+        None => Message::Ignored,
     }
 }
 

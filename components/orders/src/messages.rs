@@ -20,7 +20,7 @@
 //! the channel. A message that cannot be understood is logged and acknowledged: pub/sub
 //! would not redeliver it anyway, and failing would only hide it in the host's log.
 
-use common::events::{self, DecodeError, Event};
+use common::events::{self, Event};
 
 use crate::domain::{OrderId, PaymentEvent, Refusal, Ticket, Trigger};
 use crate::store::OrderStore;
@@ -28,16 +28,8 @@ use crate::update::{Applied, apply};
 
 /// Handles one message at `now` (Unix seconds). Errors are failures of the store only.
 pub fn handle(store: &impl OrderStore, payload: &[u8], now: u64) -> anyhow::Result<()> {
-    let event = match events::decode(payload) {
-        Ok(event) => event,
-        Err(DecodeError::UnknownType(event_type)) => {
-            eprintln!("ignoring an event of unknown type `{event_type}`");
-            return Ok(());
-        }
-        Err(err) => {
-            eprintln!("ignoring a malformed message: {err}");
-            return Ok(());
-        }
+    let Some(event) = events::decode_or_skip("orders", payload) else {
+        return Ok(());
     };
     match event {
         Event::TicketCreated(created) => {

@@ -17,7 +17,7 @@
 //! message that cannot be understood is logged and acknowledged: pub/sub would not
 //! redeliver it, and retrying cannot make it valid.
 
-use common::events::{self, DecodeError, Event, OrderCreated, OrderStatus};
+use common::events::{self, Event, OrderCreated, OrderStatus};
 use common::sqlite::Database;
 use common::time::parse_rfc3339;
 
@@ -30,16 +30,8 @@ pub fn handle(payments: &Payments<impl Database>, payload: &[u8], now: u64) -> a
     if crate::refunds::is_key_name(payload) {
         return Ok(());
     }
-    let event = match events::decode(payload) {
-        Ok(event) => event,
-        Err(DecodeError::UnknownType(event_type)) => {
-            eprintln!("payments: ignoring an event of unknown type `{event_type}`");
-            return Ok(());
-        }
-        Err(err) => {
-            eprintln!("payments: ignoring a malformed message: {err}");
-            return Ok(());
-        }
+    let Some(event) = events::decode_or_skip("payments", payload) else {
+        return Ok(());
     };
     let (id, change) = match event {
         Event::OrderCreated(created) => match terms_of(&created) {
@@ -75,7 +67,7 @@ pub fn handle(payments: &Payments<impl Database>, payload: &[u8], now: u64) -> a
             },
         ),
         other => {
-            eprintln!("payments: ignoring a `{}` event", other.channel());
+            events::skip_unconsumed("payments", &other);
             return Ok(());
         }
     };

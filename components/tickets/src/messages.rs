@@ -7,7 +7,7 @@
 //! A message that is not an event this service handles is logged and dropped: an error
 //! would only make the trigger log it again, and retrying cannot make it valid.
 
-use common::events::{self, DecodeError, Event, OrderCancelled, OrderCreated, OrderStatus};
+use common::events::{self, Event, OrderCancelled, OrderCreated, OrderStatus};
 use common::sqlite::Database;
 
 use crate::domain::Unchanged;
@@ -15,22 +15,15 @@ use crate::store::{OrderEffect, Tickets};
 
 /// Handles one Redis message. Errors are failures to reach the database only.
 pub fn handle(payload: &[u8], tickets: &Tickets<impl Database>, now: u64) -> anyhow::Result<()> {
-    match events::decode(payload) {
-        Ok(Event::OrderCreated(order)) => reserve(&order, tickets, now),
-        Ok(Event::OrderCancelled(order)) => release(&order, tickets, now),
+    match events::decode_or_skip("tickets", payload) {
+        Some(Event::OrderCreated(order)) => reserve(&order, tickets, now),
+        Some(Event::OrderCancelled(order)) => release(&order, tickets, now),
         // Other channels are not routed here; nothing to do if one is.
-        Ok(other) => {
-            eprintln!("tickets: ignoring a `{}` event", other.channel());
+        Some(other) => {
+            events::skip_unconsumed("tickets", &other);
             Ok(())
         }
-        Err(DecodeError::UnknownType(event_type)) => {
-            eprintln!("tickets: ignoring an event of unknown type `{event_type}`");
-            Ok(())
-        }
-        Err(err) => {
-            eprintln!("tickets: dropping a malformed message: {err}");
-            Ok(())
-        }
+        None => Ok(()),
     }
 }
 
