@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
@@ -33,6 +34,8 @@ impl BuildCommand {
                 anyhow::bail!("{}: no component `{wanted}`", loaded.path.display());
             }
         }
+        let all_started = Instant::now();
+        let mut built = 0;
         for (id, component) in &loaded.manifest.component {
             if !self.components.is_empty() && !self.components.iter().any(|c| c == id.as_str()) {
                 continue;
@@ -45,6 +48,7 @@ impl BuildCommand {
                 Some(dir) => app_dir.join(dir),
                 None => app_dir.clone(),
             };
+            let started = Instant::now();
             for command in build.command.as_slice() {
                 eprintln!("[{id}] $ {command}");
                 let status = run_prefixed(id.as_str(), command, &workdir, &build.environment)
@@ -60,10 +64,20 @@ impl BuildCommand {
                     return Ok(ExitCode::from(code));
                 }
             }
+            eprintln!("[{id}] built in {}", seconds(started.elapsed()));
+            built += 1;
         }
-        eprintln!("Finished building all components");
+        eprintln!(
+            "Finished building {built} component{} in {}",
+            if built == 1 { "" } else { "s" },
+            seconds(all_started.elapsed())
+        );
         Ok(ExitCode::SUCCESS)
     }
+}
+
+fn seconds(elapsed: Duration) -> String {
+    format!("{:.1}s", elapsed.as_secs_f64())
 }
 
 /// Runs `command` with `sh -c`, prefixing each output line with the component id.
