@@ -15,6 +15,7 @@ pub mod dev_services;
 pub mod guest_output;
 pub mod locked;
 pub mod manifest;
+pub mod metrics;
 pub mod registry;
 pub mod router;
 pub mod runtime;

@@ -207,10 +207,16 @@ fn compile_cached(
         match unsafe { Component::deserialize_file(engine, &cached) } {
             Ok(component) => {
                 tracing::debug!(component = %id, cache = %cached.display(), "loaded compiled component from cache");
+                if let Some(metrics) = crate::metrics::get() {
+                    metrics.compile_cache(true);
+                }
                 return Ok(component);
             }
             Err(e) => tracing::warn!(component = %id, "ignoring unusable compile cache entry: {e}"),
         }
+    }
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.compile_cache(false);
     }
     let started = std::time::Instant::now();
     let compiled = engine.precompile_component(&bytes).map_err(|e| {

@@ -262,3 +262,49 @@ async fn compiled_components_are_cached_across_restarts() {
     );
     assert_eq!(get(&second, "/granted/hello").await.0, 200);
 }
+
+#[tokio::test]
+async fn metrics_count_what_was_served() {
+    let app = start(&["--metrics", "127.0.0.1:0"], &[]);
+    let logs = app.logs();
+    let metrics_url = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("Serving metrics on "))
+        .expect("the metrics address is printed")
+        .trim()
+        .to_owned();
+    let client = reqwest::Client::new();
+    let hellos = (0..20).map(|_| client.get(app.url("/granted/hello")).send());
+    for response in futures::future::join_all(hellos).await {
+        assert_eq!(response.expect("request").status(), 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(get(&app, "/nowhere").await.0, 404);
+    }
+
+    let scraped = client.get(&metrics_url).send().await.expect("scrape");
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap_or_default();
+    for expected in [
+        r#"tessera_http_requests_total{component="granted",status="200"} 20"#,
+        r#"tessera_http_requests_total{component="-",status="404"} 3"#,
+        r#"tessera_http_request_duration_seconds_count{component="granted"} 20"#,
+        "tessera_instances_limit 256",
+        "tessera_instances_in_use 0",
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "{expected:?} not in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("tessera_compile_cache_lookups_total{outcome="),
+        "{text}"
+    );
+    let elsewhere = client
+        .get(metrics_url.replace("/metrics", "/other"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(elsewhere.status(), 404);
+}

@@ -264,3 +264,62 @@ fn guests_fail_fast_and_together_while_redis_hangs() {
     assert!(took < Duration::from_secs(9), "took {took:?}");
     drop(hung);
 }
+
+#[test]
+fn metrics_count_messages_and_reconnects() {
+    require_guest();
+    let mut redis = RedisServer::start();
+    let app = TesseraUp::spawn(
+        &manifest(),
+        &["--metrics", "127.0.0.1:0"],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", redis.address().as_str())],
+    );
+    assert!(app.wait_for_log("Subscribed to", Duration::from_secs(10)));
+    let metrics_url = app
+        .logs()
+        .lines()
+        .find_map(|l| l.strip_prefix("Serving metrics on ").map(str::to_owned))
+        .expect("the metrics address is printed");
+    let scrape = || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::get(metrics_url.trim())
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    let has = |line: &str| scrape().lines().any(|l| l == line);
+
+    redis.publish("conformance", "one");
+    redis.publish("conformance", "trap");
+    let ok =
+        r#"tessera_redis_messages_total{channel="conformance",component="granted",outcome="ok"} 1"#;
+    let failed = r#"tessera_redis_messages_total{channel="conformance",component="granted",outcome="failed"} 1"#;
+    assert!(
+        wait_until(Duration::from_secs(10), || has(ok) && has(failed)),
+        "{}",
+        scrape()
+    );
+    assert!(scrape().contains(
+        r#"tessera_redis_message_lag_seconds_count{channel="conformance",component="granted"} 2"#
+    ));
+
+    redis.stop();
+    assert!(app.wait_for_log("reconnecting", Duration::from_secs(10)));
+    redis.restart();
+    let reconnected = format!(
+        r#"tessera_redis_reconnects_total{{address="{}"}} 1"#,
+        redis.address()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || has(&reconnected)),
+        "{}",
+        scrape()
+    );
+}

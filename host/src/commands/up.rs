@@ -70,6 +70,10 @@ pub struct UpCommand {
     /// retrying until it is back).
     #[arg(long, env = "TESSERA_NO_DEV_SERVICES")]
     pub no_dev_services: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090; port 0 picks
+    /// one, printed at startup). Off by default, and then free.
+    #[arg(long, value_name = "ADDR", env = "TESSERA_METRICS")]
+    pub metrics: Option<SocketAddr>,
     /// Run `tessera build` first.
     #[arg(long)]
     pub build: bool,
@@ -118,6 +122,11 @@ impl UpCommand {
         let app = App::from_locked(&locked, &origin, &vars, runtime_config)?;
 
         let listener = http::bind(self.listen).await?;
+        // Before the runtime, so compile-cache lookups are counted.
+        if let Some(addr) = self.metrics {
+            let bound = crate::metrics::serve(addr).await?;
+            eprintln!("Serving metrics on http://{bound}/metrics");
+        }
         let addr = listener.local_addr()?;
 
         let limits = Limits {
@@ -127,6 +136,9 @@ impl UpCommand {
         };
         let runtime = Arc::new(Runtime::new(&app, limits, &state_dir.join("cache")).await?);
         let instances = Arc::new(Semaphore::new(self.max_instances as usize));
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.watch_instances(instances.clone(), self.max_instances);
+        }
         let server = Arc::new(HttpServer::new(
             &app,
             runtime.clone(),

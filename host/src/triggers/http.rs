@@ -166,14 +166,20 @@ impl HttpServer {
                 (response, Some(target.id.clone()))
             }
         };
+        let took = started.elapsed();
+        let component = component.as_ref().map_or("-", |c| c.as_str());
+        let status = response.status().as_u16();
         tracing::info!(
             target: "tessera::request",
             %method,
             %path,
-            component = %component.as_ref().map_or("-", |c| c.as_str()),
-            status = response.status().as_u16(),
-            micros = started.elapsed().as_micros() as u64,
+            %component,
+            status,
+            micros = took.as_micros() as u64,
         );
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.request(component, status, took);
+        }
         response
     }
 

@@ -185,6 +185,8 @@ impl RedisTrigger {
         }
         if !sub.ever_subscribed.swap(true, Ordering::SeqCst) {
             self.subscribed.send_modify(|count| *count += 1);
+        } else if let Some(metrics) = crate::metrics::get() {
+            metrics.redis_reconnect(&sub.address);
         }
         let mut messages = pubsub.into_on_message();
         while let Some(msg) = messages.next().await {
@@ -204,6 +206,7 @@ impl RedisTrigger {
     /// Runs one message in a fresh instance; waits only for a free instance slot, so
     /// messages are handled concurrently up to the instance limit.
     async fn dispatch(&self, target: Arc<RedisComponent>, channel: String, payload: Vec<u8>) {
+        let received = std::time::Instant::now();
         let Ok(permit) = self.instances.clone().acquire_owned().await else {
             return;
         };
@@ -213,6 +216,9 @@ impl RedisTrigger {
             let started = std::time::Instant::now();
             let result = handle_message(&runtime, &target, &payload).await;
             let micros = started.elapsed().as_micros() as u64;
+            if let Some(metrics) = crate::metrics::get() {
+                metrics.message(&channel, target.id.as_str(), result.is_ok(), received.elapsed());
+            }
             match result {
                 Ok(()) => {
                     tracing::info!(target: "tessera::message", %channel, component = %target.id, outcome = "ok", micros)
