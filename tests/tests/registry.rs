@@ -56,6 +56,12 @@ fn push(reference: &str) -> String {
         &[],
     );
     assert_eq!(code, 0, "push failed:\n{out}");
+    // Each layer is shown as it goes (plain lines: the output is not a terminal).
+    assert!(
+        out.lines().any(|l| l.starts_with("[1/") && l.contains(" wasm "))
+            && out.lines().any(|l| l.starts_with("Pushed ") && l.contains(" layers (")),
+        "no progress lines in:\n{out}"
+    );
     out.lines()
         .find_map(|l| l.strip_prefix("Pushed with digest "))
         .unwrap_or_else(|| panic!("no digest in:\n{out}"))
@@ -160,6 +166,11 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
     );
     assert_eq!(code, 0, "pull failed:\n{out}");
     assert!(out.contains(&digest), "{out}");
+    assert!(
+        out.lines().any(|l| l.contains(" locked app ") && l.ends_with(" pulled"))
+            && out.lines().any(|l| l.starts_with("Pulled ") && l.contains(" layers (")),
+        "no progress lines in:\n{out}"
+    );
     for layer in layers {
         let hex = layer["digest"]
             .as_str()

@@ -8,6 +8,7 @@
 //! components and files refer to the layers by digest. See `push.rs` and `pull.rs`.
 
 pub mod cache;
+pub mod progress;
 pub mod pull;
 pub mod push;
 

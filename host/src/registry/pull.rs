@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 
 use super::cache::Cache;
+use super::progress::{self, Progress};
 use super::{
     ARCHIVE_MEDIA_TYPE, DATA_MEDIA_TYPE, SPIN_APPLICATION_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
     WASM_LAYER_MEDIA_TYPE_WKG,
@@ -35,18 +36,37 @@ pub async fn pull(reference_text: &str, insecure: bool, cache: &Cache) -> anyhow
     let lock_descriptor = spin_lock_descriptor(&manifest)
         .with_context(|| format!("{reference_text} is not a Spin application"))?;
 
-    for descriptor in std::iter::once(lock_descriptor).chain(&manifest.layers) {
+    // The lock first (it is usually also the last layer; it is fetched once).
+    let blobs: Vec<&OciDescriptor> = std::iter::once(lock_descriptor)
+        .chain(
+            manifest
+                .layers
+                .iter()
+                .filter(|l| l.digest != lock_descriptor.digest),
+        )
+        .collect();
+    let total = blobs
+        .iter()
+        .map(|b| u64::try_from(b.size).unwrap_or(0))
+        .sum();
+    let progress = Progress::new("pulled", blobs.len(), total);
+    for descriptor in blobs {
+        let size = u64::try_from(descriptor.size).unwrap_or(0);
+        let kind = progress::kind(&descriptor.media_type);
         if cache.verified_blob(&descriptor.digest)?.is_some() {
+            progress.layer_done(kind, &descriptor.digest, size, true);
             continue;
         }
         let what = format!("{} layer", descriptor.media_type);
         let mut bytes = Vec::with_capacity(usize::try_from(descriptor.size).unwrap_or(0));
         client
-            .pull_blob(&reference, descriptor, &mut bytes)
+            .pull_blob(&reference, descriptor, Counted::new(&mut bytes, &progress))
             .await
             .map_err(|e| super::explain(e, &reference, &what))?;
         cache.write_blob(&descriptor.digest, &bytes, &what)?;
+        progress.layer_done(kind, &descriptor.digest, size, false);
     }
+    progress.finish();
 
     let lock_bytes = cache.read_blob(&lock_descriptor.digest)?;
     let locked = LockedApp::from_json(&lock_bytes).with_context(|| {
@@ -64,6 +84,44 @@ pub async fn pull(reference_text: &str, insecure: bool, cache: &Cache) -> anyhow
         digest,
         locked,
     })
+}
+
+/// A blob being downloaded into memory, reporting each chunk to the progress display.
+struct Counted<'a> {
+    into: &'a mut Vec<u8>,
+    progress: &'a Progress,
+}
+
+impl<'a> Counted<'a> {
+    fn new(into: &'a mut Vec<u8>, progress: &'a Progress) -> Self {
+        Counted { into, progress }
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.into.extend_from_slice(buf);
+        self.progress.advance(buf.len() as u64);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// The locked app's descriptor: a layer of Spin's application media type (or, for apps

@@ -12,6 +12,7 @@ use oci_client::client::{Config, ImageLayer};
 use oci_client::config::{Architecture, ConfigFile, Os};
 use oci_client::manifest::OciImageManifest;
 
+use super::progress::{self, Progress};
 use super::{
     DATA_MEDIA_TYPE, INLINE_MAX_SIZE, LOCKED_APP_DIGEST_LABEL, SPIN_APPLICATION_MEDIA_TYPE,
     WASM_LAYER_MEDIA_TYPE, sha256_digest,
@@ -191,16 +192,43 @@ pub async fn push(artifact: Artifact, reference: &str, insecure: bool) -> anyhow
     let reference = super::parse_reference(reference)?;
     let auth = super::auth(&reference);
     let client = super::client(insecure);
+    let pushing = |e| super::explain(e, &reference, &format!("pushing {reference}"));
     client
-        .push(
+        .store_auth_if_needed(reference.resolve_registry(), &auth)
+        .await;
+    // Layer by layer (what `Client::push` does inside), to show each one as it goes and
+    // to skip those the registry already has.
+    let total = artifact.layers.iter().map(|l| l.data.len() as u64).sum();
+    let progress = Progress::new("pushed", artifact.layers.len(), total);
+    for (layer, descriptor) in artifact.layers.iter().zip(&artifact.manifest.layers) {
+        let kind = progress::kind(&layer.media_type);
+        let size = layer.data.len() as u64;
+        let reused = client
+            .blob_exists(&reference, &descriptor.digest)
+            .await
+            .unwrap_or(false);
+        if !reused {
+            client
+                .push_blob(&reference, layer.data.clone(), &descriptor.digest)
+                .await
+                .map_err(pushing)?;
+            progress.advance(size);
+        }
+        progress.layer_done(kind, &descriptor.digest, size, reused);
+    }
+    client
+        .push_blob(
             &reference,
-            &artifact.layers,
-            artifact.config,
-            &auth,
-            Some(artifact.manifest),
+            artifact.config.data,
+            &artifact.manifest.config.digest,
         )
         .await
-        .map_err(|e| super::explain(e, &reference, &format!("pushing {reference}")))?;
+        .map_err(pushing)?;
+    client
+        .push_manifest(&reference, &artifact.manifest.into())
+        .await
+        .map_err(pushing)?;
+    progress.finish();
     client
         .fetch_manifest_digest(&reference, &auth)
         .await
