@@ -103,9 +103,13 @@ pub trait Deadlines {
     /// removed it, which then owns its expiry.
     fn claim(&self, order: &OrderId) -> anyhow::Result<bool>;
 
-    /// Records that the order's expiry was published, for
-    /// [`DONE_RETENTION_SECONDS`] (`SET … EX`).
-    fn mark_done(&self, order: &OrderId) -> anyhow::Result<()>;
+    /// Takes the order's expiry for the caller: records it as done for
+    /// [`DONE_RETENTION_SECONDS`] (`SET … NX EX`) unless it already is. `true` only for
+    /// the one caller that set it, which then publishes.
+    fn mark_done(&self, order: &OrderId) -> anyhow::Result<bool>;
+
+    /// Forgets that the order is done (`DEL`), after its publish failed.
+    fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()>;
 }
 
 impl<D: Deadlines + ?Sized> Deadlines for &D {
@@ -129,8 +133,12 @@ impl<D: Deadlines + ?Sized> Deadlines for &D {
         (**self).claim(order)
     }
 
-    fn mark_done(&self, order: &OrderId) -> anyhow::Result<()> {
+    fn mark_done(&self, order: &OrderId) -> anyhow::Result<bool> {
         (**self).mark_done(order)
+    }
+
+    fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {
+        (**self).unmark_done(order)
     }
 }
 

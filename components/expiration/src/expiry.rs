@@ -4,17 +4,17 @@
 //! at once:
 //! - [`schedule`] writes the same entry and timer for the same order (a duplicate
 //!   `order:created` changes nothing), and skips an order whose expiry already went out;
-//! - [`expire`] publishes only for the caller whose `ZREM` removed the entry, so of any
-//!   number of replicas sweeping at once exactly one publishes; if the publish fails the
-//!   entry goes back into the set for a later sweep;
+//! - [`expire`] publishes only for the caller whose `ZREM` removed the entry and who
+//!   then set the done marker (`SET NX`), so of any number of replicas sweeping at once,
+//!   late duplicate `order:created`s included, exactly one publishes; if the publish
+//!   fails the marker is cleared and the entry goes back into the set for a later sweep;
 //! - [`sweep`] expires every entry that is due, whether or not its timer's notification
 //!   arrived: pub/sub delivers at most once, and a replica may have been down.
 //!
-//! The remaining ways to publish twice are harmless (orders ignores an expiry of an order
-//! that is no longer waiting for payment): a replica that dies between publishing and
-//! [`Deadlines::mark_done`], or a duplicate `order:created` that lands while another
-//! replica is publishing. The one way to lose an expiry is Redis failing between the
-//! claim and putting the entry back after a failed publish; it is logged loudly.
+//! An expiry is never published twice. The price is two narrow ways to lose one: a
+//! replica that dies between setting the marker and publishing, or Redis failing between
+//! the claim and putting the entry back after a failed publish (logged loudly). Either
+//! way orders' overdue backstop still cancels the order; only the event is missing.
 
 use common::events::{self, Event, ExpirationComplete, channel};
 use common::outbox::Publisher;
@@ -77,9 +77,13 @@ pub enum Expired {
 
 /// Claims `order`'s entry and publishes its `expiration:complete`, at `now_ms`.
 ///
-/// If the publish fails the entry is put back with the score `retry_at_ms` (its
-/// deadline, or any time already past), so a later sweep tries again, and the publish
-/// error is returned.
+/// Two steps decide who publishes: the `ZREM` of the entry, and then the done marker,
+/// set only if absent. The marker is what stops a second publish when a late duplicate
+/// `order:created` put the entry back while another replica was expiring it.
+///
+/// If the publish fails the marker is removed and the entry put back with the score
+/// `retry_at_ms` (its deadline, or any time already past), so a later sweep tries again,
+/// and the publish error is returned.
 pub fn expire(
     deadlines: &impl Deadlines,
     publisher: &impl Publisher,
@@ -90,29 +94,51 @@ pub fn expire(
     if !deadlines.claim(order)? {
         return Ok(Expired::NotOurs);
     }
-    if let Err(err) = publish(publisher, order, now_ms) {
-        let context = match deadlines.add(order, retry_at_ms) {
-            Ok(()) => format!("order {order} is due again for the next sweep"),
-            Err(put_back) => {
-                // Nothing left in Redis says this order must expire: say so loudly.
-                let lost = format!(
-                    "the deadline of order {order} (due at {retry_at_ms} ms) is LOST: it \
-                     could not be put back either ({put_back:#}); the order stays reserved \
-                     until cancelled by hand"
-                );
-                eprintln!("expiration: {lost}");
-                lost
-            }
-        };
-        return Err(err.context(format!(
-            "Failed to publish expiration:complete for order {order}; {context}"
-        )));
+    let ours = match deadlines.mark_done(order) {
+        Ok(ours) => ours,
+        Err(err) => return Err(put_back(deadlines, order, retry_at_ms, err, "mark as done")),
+    };
+    if !ours {
+        // Already expired by someone else; the entry we removed was a stale copy.
+        return Ok(Expired::NotOurs);
     }
-    if let Err(err) = deadlines.mark_done(order) {
-        // Only a late duplicate order:created could now schedule it again; harmless.
-        eprintln!("expiration: order {order} expired but could not be marked done: {err:#}");
+    if let Err(err) = publish(publisher, order, now_ms) {
+        if let Err(unmark) = deadlines.unmark_done(order) {
+            eprintln!("expiration: order {order}: could not clear its done marker: {unmark:#}");
+        }
+        return Err(put_back(
+            deadlines,
+            order,
+            retry_at_ms,
+            err,
+            "publish expiration:complete for",
+        ));
     }
     Ok(Expired::Published)
+}
+
+/// Puts a claimed entry back after `err` stopped its expiry, and says so in the error.
+fn put_back(
+    deadlines: &impl Deadlines,
+    order: &OrderId,
+    retry_at_ms: u64,
+    err: anyhow::Error,
+    what: &str,
+) -> anyhow::Error {
+    let context = match deadlines.add(order, retry_at_ms) {
+        Ok(()) => format!("order {order} is due again for the next sweep"),
+        Err(put_back) => {
+            // Nothing left in Redis says this order must expire: say so loudly.
+            let lost = format!(
+                "the deadline of order {order} (due at {retry_at_ms} ms) is LOST: it \
+                 could not be put back either ({put_back:#}); the order stays reserved \
+                 until cancelled by hand"
+            );
+            eprintln!("expiration: {lost}");
+            lost
+        }
+    };
+    err.context(format!("Failed to {what} order {order}; {context}"))
 }
 
 /// Expires every entry due at `now_ms` (up to [`MAX_BATCHES`] × [`BATCH`]), returning

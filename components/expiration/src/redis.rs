@@ -98,14 +98,25 @@ impl<C: Execute> Deadlines for RedisDeadlines<C> {
         Ok(integer("ZREM", reply)? == 1)
     }
 
-    fn mark_done(&self, order: &OrderId) -> anyhow::Result<()> {
+    fn mark_done(&self, order: &OrderId) -> anyhow::Result<bool> {
         let arguments = [
             text(order.done_key()),
             text("1"),
+            text("NX"),
             text("EX"),
             number(DONE_RETENTION_SECONDS),
         ];
-        ok("SET", self.run("SET", &arguments)?)
+        let reply = self.run("SET", &arguments)?;
+        // NX answers nil (nothing) when the key was already there.
+        if matches!(reply.as_slice(), [] | [RedisResult::Nil]) {
+            return Ok(false);
+        }
+        ok("SET", reply).map(|()| true)
+    }
+
+    fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {
+        let reply = self.run("DEL", &[text(order.done_key())])?;
+        integer("DEL", reply).map(drop)
     }
 }
 

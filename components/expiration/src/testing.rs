@@ -23,6 +23,7 @@ pub enum Op {
     Due,
     Claim,
     MarkDone,
+    UnmarkDone,
 }
 
 /// Redis as expiration uses it: the set of deadlines, timers and done markers.
@@ -136,10 +137,16 @@ impl Deadlines for MemoryRedis {
         Ok(removed)
     }
 
-    fn mark_done(&self, order: &OrderId) -> anyhow::Result<()> {
+    fn mark_done(&self, order: &OrderId) -> anyhow::Result<bool> {
         let mut state = self.state();
         Self::check(&state, Op::MarkDone)?;
-        state.done.insert(order.clone());
+        Ok(state.done.insert(order.clone()))
+    }
+
+    fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {
+        let mut state = self.state();
+        Self::check(&state, Op::UnmarkDone)?;
+        state.done.remove(order);
         Ok(())
     }
 }

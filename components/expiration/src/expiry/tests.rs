@@ -199,17 +199,43 @@ fn an_entry_that_cannot_be_put_back_is_reported_lost() {
 }
 
 #[test]
-fn failing_to_mark_done_does_not_undo_the_expiry() {
+fn failing_to_mark_done_publishes_nothing_and_puts_the_entry_back() {
     let redis = MemoryRedis::default();
     let publisher = MemoryPublisher::default();
     scheduled(&redis, &[("o1", NOW_MS)]);
     redis.fail(Op::MarkDone);
-    assert_eq!(
-        expire(&redis, &publisher, &id("o1"), NOW_MS, NOW_MS).unwrap(),
-        Expired::Published
-    );
-    assert!(redis.entries().is_empty());
+    assert!(expire(&redis, &publisher, &id("o1"), NOW_MS, NOW_MS).is_err());
+    assert!(expired_orders(&publisher).is_empty());
+    assert_eq!(redis.entries(), [("o1".to_owned(), NOW_MS)]);
+}
+
+#[test]
+fn a_failed_publish_clears_the_marker_so_a_later_sweep_publishes() {
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    scheduled(&redis, &[("o1", NOW_MS)]);
+    publisher.go_down();
+    assert!(expire(&redis, &publisher, &id("o1"), NOW_MS, NOW_MS).is_err());
+    publisher.come_back();
+    assert_eq!(sweep(&redis, &publisher, NOW_MS).unwrap(), 1);
     assert_eq!(expired_orders(&publisher), ["o1"]);
+}
+
+#[test]
+fn a_duplicate_order_created_during_an_expiry_publishes_nothing_more() {
+    // Replica A claimed the entry and set the marker; before it published, replica B
+    // got a late duplicate order:created: the marker was not set yet when B checked it,
+    // so B put the entry back.
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    scheduled(&redis, &[("o1", NOW_MS)]);
+    assert!(redis.claim(&id("o1")).unwrap());
+    assert!(redis.mark_done(&id("o1")).unwrap());
+    redis.add(&id("o1"), NOW_MS).unwrap();
+    // B's sweep finds the copy, but the marker says someone else owns the expiry.
+    assert_eq!(sweep(&redis, &publisher, NOW_MS).unwrap(), 0);
+    assert!(expired_orders(&publisher).is_empty());
+    assert!(redis.entries().is_empty(), "the stale copy is gone");
 }
 
 #[test]

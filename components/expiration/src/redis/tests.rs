@@ -71,14 +71,25 @@ fn bulk(text: &str) -> RedisResult {
 
 #[test]
 fn each_operation_is_one_command() {
-    let redis = Scripted::answering([int(0), int(1), status_ok(), vec![], int(1), status_ok()]);
+    let redis = Scripted::answering([
+        int(0),
+        int(1),
+        status_ok(),
+        vec![],
+        int(1),
+        status_ok(),
+        vec![RedisResult::Nil],
+        int(1),
+    ]);
     let order = id("o1");
     assert!(!redis.is_done(&order).unwrap());
     redis.add(&order, NOW_MS).unwrap();
     redis.arm_timer(&order, NOW_MS).unwrap();
     assert_eq!(redis.due(NOW_MS, 100).unwrap(), vec![]);
     assert!(redis.claim(&order).unwrap());
-    redis.mark_done(&order).unwrap();
+    assert!(redis.mark_done(&order).unwrap());
+    assert!(!redis.mark_done(&order).unwrap(), "NX: already done");
+    redis.unmark_done(&order).unwrap();
     assert_eq!(
         commands(&redis),
         [
@@ -87,7 +98,9 @@ fn each_operation_is_one_command() {
             "SET expiration:order:o1 o1 PXAT 1795514580000",
             "ZRANGEBYSCORE expiration:due -inf 1795514580000 WITHSCORES LIMIT 0 100",
             "ZREM expiration:due o1",
-            "SET expiration:done:o1 1 EX 86400",
+            "SET expiration:done:o1 1 NX EX 86400",
+            "SET expiration:done:o1 1 NX EX 86400",
+            "DEL expiration:done:o1",
         ]
     );
 }
