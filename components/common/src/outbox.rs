@@ -277,13 +277,58 @@ impl RedisPublisher {
     }
 }
 
+/// How long Redis must have been up before events are published to it.
+///
+/// Pub/sub keeps nothing: an event published while a subscriber is not (yet) subscribed
+/// is lost to it. After Redis restarts, every subscriber has to reconnect; the Tessera
+/// host's Redis trigger retries at least every second, so within a few seconds all are
+/// back. Until then a publish is refused, and the outbox keeps the rows for the next relay
+/// (expiration puts its entry back), instead of losing them. Found by the chaos run
+/// (RELIABILITY.md): events relayed right after a Redis restart were lost to every
+/// service that had not resubscribed yet.
+pub const REDIS_SETTLE_SECONDS: u64 = 3;
+
+/// The `uptime_in_seconds` of a Redis `INFO server` reply.
+pub fn redis_uptime_seconds(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.strip_prefix("uptime_in_seconds:"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Refuses to publish on a Redis that started less than [`REDIS_SETTLE_SECONDS`] ago.
+fn check_settled(connection: &spin_sdk::redis::Connection, address: &str) -> anyhow::Result<()> {
+    use spin_sdk::redis::{RedisParameter, RedisResult};
+    let reply = connection
+        .execute("INFO", &[RedisParameter::Binary(b"server".to_vec())])
+        .map_err(|err| anyhow!("{err:?}"))
+        .with_context(|| format!("Redis at `{address}`: INFO server"))?;
+    let info = match reply.as_slice() {
+        [RedisResult::Binary(bytes)] => String::from_utf8_lossy(bytes).into_owned(),
+        [RedisResult::Status(text)] => text.clone(),
+        // A server that does not say how long it has been up is not held back.
+        _ => return Ok(()),
+    };
+    match redis_uptime_seconds(&info) {
+        Some(uptime) if uptime < REDIS_SETTLE_SECONDS => Err(anyhow!(
+            "Redis at `{address}` started {uptime} s ago; events wait until it has been up \
+             {REDIS_SETTLE_SECONDS} s, so that every subscriber is back"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Publisher for RedisPublisher {
     fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
         let connection = match self.connection.take() {
             Some(connection) => connection,
-            None => spin_sdk::redis::Connection::open(&self.address)
-                .map_err(|err| anyhow!("{err:?}"))
-                .with_context(|| format!("Failed to connect to Redis at `{}`", self.address))?,
+            None => {
+                let connection = spin_sdk::redis::Connection::open(&self.address)
+                    .map_err(|err| anyhow!("{err:?}"))
+                    .with_context(|| format!("Failed to connect to Redis at `{}`", self.address))?;
+                // Once per publisher (one request or message), before its first publish.
+                check_settled(&connection, &self.address)?;
+                connection
+            }
         };
         connection
             .publish(channel, payload)

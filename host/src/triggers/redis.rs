@@ -26,7 +26,11 @@ use crate::runtime::Runtime;
 use crate::state::HostState;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// At most this long between attempts while Redis is away, so every subscriber is back
+/// within about a second of Redis: messages published before it resubscribes are lost
+/// to it, and publishers (the services' outbox) hold events for a few seconds after a
+/// Redis restart on that promise. A refused connection is cheap to retry.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A component's pre-linked Redis entry point.
 struct RedisComponent {

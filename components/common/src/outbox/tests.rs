@@ -273,3 +273,14 @@ fn relayed_relays_after_any_answer() {
     assert_eq!(answer, 1);
     assert_eq!(orders(&publisher), ["left-behind", "new", "async"]);
 }
+
+#[test]
+fn redis_uptime_is_read_from_info_server() {
+    let info = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:2\r\nuptime_in_days:0\r\n";
+    assert_eq!(redis_uptime_seconds(info), Some(2));
+    assert_eq!(
+        redis_uptime_seconds("# Server\r\nredis_version:7.0.15\r\n"),
+        None
+    );
+    assert_eq!(redis_uptime_seconds("uptime_in_seconds:soon"), None);
+}
