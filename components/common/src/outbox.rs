@@ -42,6 +42,24 @@ pub const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS outbox (
     claimed_until INTEGER NOT NULL DEFAULT 0
 )";
 
+/// What the relay remembers about Redis: the `run_id` of the server it last published to.
+pub const META_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS outbox_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)";
+
+/// How long a restarted Redis must have been up before the relay publishes to it again.
+///
+/// Pub/sub keeps nothing: an event published while a subscriber has not resubscribed yet
+/// is lost to it, and after a Redis restart every subscriber must reconnect (the Tessera
+/// host's Redis trigger retries at least every second). So when the relay finds that
+/// Redis is a new run since it last published (its `run_id` changed) and younger than
+/// this (whole seconds as Redis counts them, so 2 to 3 s), it leaves the events in the
+/// outbox for a later relay. Found by the chaos run
+/// (RELIABILITY.md): events relayed right after a Redis restart were lost to every service
+/// not yet back (tickets unknown to orders, charges never refunded).
+pub const REDIS_SETTLE_SECONDS: u64 = 3;
+
 /// Redis address used when the variable `redis_address` is unset.
 pub const DEFAULT_REDIS_ADDRESS: &str = "redis://127.0.0.1:6379";
 
@@ -54,8 +72,10 @@ pub const CLAIM_SECONDS: u64 = 60;
 
 /// Creates the outbox table if it does not exist yet.
 pub fn create_table(db: &(impl Database + ?Sized)) -> anyhow::Result<()> {
-    db.query(SCHEMA, &[])
-        .context("Failed to create the outbox table")?;
+    for schema in [SCHEMA, META_SCHEMA] {
+        db.query(schema, &[])
+            .context("Failed to create the outbox tables")?;
+    }
     Ok(())
 }
 
@@ -94,6 +114,10 @@ fn relay_at(
     publisher: &impl Publisher,
     now: u64,
 ) -> anyhow::Result<usize> {
+    if !has_pending(db, now)? {
+        return Ok(0);
+    }
+    hold_for_a_restarted_redis(db, publisher)?;
     let mut published = 0;
     loop {
         let claimed = claim(db, now)?;
@@ -125,19 +149,60 @@ struct Pending {
     payload: Vec<u8>,
 }
 
-/// Claims up to [`BATCH`] unclaimed (or expired) rows, oldest first.
-fn claim(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<Vec<Pending>> {
-    // The usual case is an empty outbox: find out with a read, which (unlike any
-    // UPDATE) does not take the database's write lock.
+/// Whether any row waits to be relayed. The usual case is an empty outbox: found out
+/// with a read, which (unlike any UPDATE) does not take the database's write lock.
+fn has_pending(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<bool> {
     let any = db
         .query(
             "SELECT seq FROM outbox WHERE claimed_until <= ? LIMIT 1",
             &[integer(now)?],
         )
         .context("Failed to read the outbox")?;
-    if any.rows.is_empty() {
-        return Ok(Vec::new());
+    Ok(!any.rows.is_empty())
+}
+
+/// Fails (so the rows wait) while Redis is a run this service has not published to yet
+/// and younger than [`REDIS_SETTLE_SECONDS`]; otherwise remembers the run.
+fn hold_for_a_restarted_redis(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+) -> anyhow::Result<()> {
+    let Some(run) = publisher.redis_run()? else {
+        return Ok(());
+    };
+    let known = db
+        .query(
+            "SELECT value FROM outbox_meta WHERE key = 'redis_run_id'",
+            &[],
+        )
+        .context("Failed to read the outbox's Redis run")?;
+    let last = known
+        .rows()
+        .next()
+        .and_then(|row| get_text(&row, "value").ok());
+    if last.as_deref() == Some(run.id.as_str()) {
+        return Ok(());
     }
+    // A first publish ever has no subscribers to wait for: they subscribed before the
+    // app served anything.
+    if last.is_some() && run.uptime_seconds < REDIS_SETTLE_SECONDS {
+        return Err(anyhow!(
+            "Redis restarted {} s ago; events wait until it has been up {REDIS_SETTLE_SECONDS} s, \
+             so that every subscriber is back",
+            run.uptime_seconds
+        ));
+    }
+    db.query(
+        "INSERT INTO outbox_meta (key, value) VALUES ('redis_run_id', ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[text(&run.id)],
+    )
+    .context("Failed to remember the Redis run")?;
+    Ok(())
+}
+
+/// Claims up to [`BATCH`] unclaimed (or expired) rows, oldest first.
+fn claim(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<Vec<Pending>> {
     // One statement, so two relays never claim the same row.
     let result = db
         .query(
@@ -243,11 +308,45 @@ pub async fn relayed_async<T>(
 pub trait Publisher {
     /// Publishes `payload` on `channel`; an error means it was not published.
     fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()>;
+
+    /// Which run of the Redis server this is, and how long it has been up (`None`: not
+    /// known, and then events are never held back).
+    fn redis_run(&self) -> anyhow::Result<Option<RedisRun>> {
+        Ok(None)
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for &P {
     fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
         (**self).publish(channel, payload)
+    }
+
+    fn redis_run(&self) -> anyhow::Result<Option<RedisRun>> {
+        (**self).redis_run()
+    }
+}
+
+/// One run of a Redis server: its `run_id` changes at every start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisRun {
+    /// `run_id`: random, new at every start of the server.
+    pub id: String,
+    /// `uptime_in_seconds`.
+    pub uptime_seconds: u64,
+}
+
+impl RedisRun {
+    /// From the reply to `INFO server`.
+    pub fn from_info(info: &str) -> Option<RedisRun> {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        Some(RedisRun {
+            id: field("run_id")?.to_owned(),
+            uptime_seconds: field("uptime_in_seconds")?.parse().ok()?,
+        })
     }
 }
 
@@ -277,58 +376,37 @@ impl RedisPublisher {
     }
 }
 
-/// How long Redis must have been up before events are published to it.
-///
-/// Pub/sub keeps nothing: an event published while a subscriber is not (yet) subscribed
-/// is lost to it. After Redis restarts, every subscriber has to reconnect; the Tessera
-/// host's Redis trigger retries at least every second, so within a few seconds all are
-/// back. Until then a publish is refused, and the outbox keeps the rows for the next relay
-/// (expiration puts its entry back), instead of losing them. Found by the chaos run
-/// (RELIABILITY.md): events relayed right after a Redis restart were lost to every
-/// service that had not resubscribed yet.
-pub const REDIS_SETTLE_SECONDS: u64 = 3;
-
-/// The `uptime_in_seconds` of a Redis `INFO server` reply.
-pub fn redis_uptime_seconds(info: &str) -> Option<u64> {
-    info.lines()
-        .find_map(|line| line.strip_prefix("uptime_in_seconds:"))
-        .and_then(|value| value.trim().parse().ok())
-}
-
-/// Refuses to publish on a Redis that started less than [`REDIS_SETTLE_SECONDS`] ago.
-fn check_settled(connection: &spin_sdk::redis::Connection, address: &str) -> anyhow::Result<()> {
-    use spin_sdk::redis::{RedisParameter, RedisResult};
-    let reply = connection
-        .execute("INFO", &[RedisParameter::Binary(b"server".to_vec())])
-        .map_err(|err| anyhow!("{err:?}"))
-        .with_context(|| format!("Redis at `{address}`: INFO server"))?;
-    let info = match reply.as_slice() {
-        [RedisResult::Binary(bytes)] => String::from_utf8_lossy(bytes).into_owned(),
-        [RedisResult::Status(text)] => text.clone(),
-        // A server that does not say how long it has been up is not held back.
-        _ => return Ok(()),
-    };
-    match redis_uptime_seconds(&info) {
-        Some(uptime) if uptime < REDIS_SETTLE_SECONDS => Err(anyhow!(
-            "Redis at `{address}` started {uptime} s ago; events wait until it has been up \
-             {REDIS_SETTLE_SECONDS} s, so that every subscriber is back"
-        )),
-        _ => Ok(()),
+impl RedisPublisher {
+    fn connect(&self) -> anyhow::Result<spin_sdk::redis::Connection> {
+        spin_sdk::redis::Connection::open(&self.address)
+            .map_err(|err| anyhow!("{err:?}"))
+            .with_context(|| format!("Failed to connect to Redis at `{}`", self.address))
     }
 }
 
 impl Publisher for RedisPublisher {
+    fn redis_run(&self) -> anyhow::Result<Option<RedisRun>> {
+        use spin_sdk::redis::{RedisParameter, RedisResult};
+        let connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.connect()?,
+        };
+        let reply = connection
+            .execute("INFO", &[RedisParameter::Binary(b"server".to_vec())])
+            .map_err(|err| anyhow!("{err:?}"))
+            .with_context(|| format!("Redis at `{}`: INFO server", self.address))?;
+        self.connection.replace(Some(connection));
+        Ok(match reply.as_slice() {
+            [RedisResult::Binary(bytes)] => RedisRun::from_info(&String::from_utf8_lossy(bytes)),
+            [RedisResult::Status(text)] => RedisRun::from_info(text),
+            _ => None,
+        })
+    }
+
     fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
         let connection = match self.connection.take() {
             Some(connection) => connection,
-            None => {
-                let connection = spin_sdk::redis::Connection::open(&self.address)
-                    .map_err(|err| anyhow!("{err:?}"))
-                    .with_context(|| format!("Failed to connect to Redis at `{}`", self.address))?;
-                // Once per publisher (one request or message), before its first publish.
-                check_settled(&connection, &self.address)?;
-                connection
-            }
+            None => self.connect()?,
         };
         connection
             .publish(channel, payload)

@@ -86,6 +86,7 @@ const SCHEMA: &[&str] = &[
     )",
     "CREATE INDEX IF NOT EXISTS refunds_due ON refunds (next_attempt_at) WHERE refund_id IS NULL",
     outbox::SCHEMA,
+    outbox::META_SCHEMA,
 ];
 
 /// The result of [`Payments::claim_attempt`].

@@ -46,6 +46,7 @@ const SCHEMA: &[&str] = &[
         version INTEGER NOT NULL
     )",
     outbox::SCHEMA,
+    outbox::META_SCHEMA,
 ];
 
 const COLUMNS: &str = "seq, id, title, price_cents, user_id, version, order_id";

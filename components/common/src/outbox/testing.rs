@@ -14,6 +14,7 @@ pub struct MemoryPublisher {
     published: RefCell<Vec<(String, Vec<u8>)>>,
     down: Cell<bool>,
     fail_after: Cell<Option<usize>>,
+    redis_run: RefCell<Option<super::RedisRun>>,
 }
 
 impl MemoryPublisher {
@@ -51,6 +52,14 @@ impl MemoryPublisher {
         self.fail_after.set(None);
     }
 
+    /// From now on Redis reports this run (`id`, up for `uptime_seconds`).
+    pub fn set_redis_run(&self, id: &str, uptime_seconds: u64) {
+        self.redis_run.replace(Some(super::RedisRun {
+            id: id.to_owned(),
+            uptime_seconds,
+        }));
+    }
+
     /// The next `successes` publishes work, then it goes down.
     pub fn fail_after(&self, successes: usize) {
         self.fail_after.set(Some(successes));
@@ -71,6 +80,10 @@ impl Publisher for MemoryPublisher {
             .borrow_mut()
             .push((channel.to_owned(), payload.to_vec()));
         Ok(())
+    }
+
+    fn redis_run(&self) -> anyhow::Result<Option<super::RedisRun>> {
+        Ok(self.redis_run.borrow().clone())
     }
 }
 

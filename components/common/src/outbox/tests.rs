@@ -275,12 +275,44 @@ fn relayed_relays_after_any_answer() {
 }
 
 #[test]
-fn redis_uptime_is_read_from_info_server() {
-    let info = "# Server\r\nredis_version:7.0.15\r\nuptime_in_seconds:2\r\nuptime_in_days:0\r\n";
-    assert_eq!(redis_uptime_seconds(info), Some(2));
+fn redis_runs_are_read_from_info_server() {
+    let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\nuptime_in_seconds:2\r\n";
     assert_eq!(
-        redis_uptime_seconds("# Server\r\nredis_version:7.0.15\r\n"),
+        RedisRun::from_info(info),
+        Some(RedisRun {
+            id: "abc123".into(),
+            uptime_seconds: 2
+        })
+    );
+    assert_eq!(RedisRun::from_info("# Server\r\nrun_id:abc\r\n"), None);
+    assert_eq!(
+        RedisRun::from_info("run_id:a\r\nuptime_in_seconds:soon"),
         None
     );
-    assert_eq!(redis_uptime_seconds("uptime_in_seconds:soon"), None);
+}
+
+#[test]
+fn events_wait_while_a_restarted_redis_is_young_and_go_out_after() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    // The first publish ever goes out at once, even to a young Redis.
+    publisher.set_redis_run("first", 0);
+    enqueue_committed(&db, &[expired("o1")]);
+    assert_eq!(relay(&db, &publisher).unwrap(), 1);
+
+    // Redis restarted: a new run, one second old. Subscribers may not be back yet.
+    publisher.set_redis_run("second", 1);
+    enqueue_committed(&db, &[expired("o2")]);
+    let err = relay(&db, &publisher).unwrap_err();
+    assert!(format!("{err:#}").contains("restarted 1 s ago"), "{err:#}");
+    assert_eq!(orders(&publisher), ["o1"], "o2 waits");
+    assert_eq!(pending(&db).unwrap().len(), 1);
+
+    // Settled: the held event goes out, and the run is remembered.
+    publisher.set_redis_run("second", REDIS_SETTLE_SECONDS);
+    assert_eq!(relay(&db, &publisher).unwrap(), 1);
+    assert_eq!(orders(&publisher), ["o1", "o2"]);
+    publisher.set_redis_run("second", 0);
+    enqueue_committed(&db, &[expired("o3")]);
+    assert_eq!(relay(&db, &publisher).unwrap(), 1, "same run: no wait");
 }
