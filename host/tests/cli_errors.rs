@@ -190,7 +190,10 @@ command = "echo built-c"
     let (code, out) = run_tessera(&["build", "-f", &path], &[]);
     assert_eq!(code, 7, "{out}");
     assert!(out.contains("[a] built-a") && out.contains("/sub"), "{out}");
-    assert!(out.contains("[a] built in "), "each component's time: {out}");
+    assert!(
+        out.contains("[a] built in "),
+        "each component's time: {out}"
+    );
     assert!(
         !out.contains("built-c"),
         "stops at the first failure: {out}"
