@@ -54,17 +54,24 @@ start hello env SPIN_VARIABLE_SECRET_TOKEN=x "$TARGET/release/tessera" up \
   -f "$ROOT/host/tests/apps/conformance/spin.toml" \
   --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" \
   --listen 127.0.0.1:0 --state-dir "$STATE/hello"
+# The same hello with the opt-in metrics listener on: what recording costs per request.
+start hello_metrics env SPIN_VARIABLE_SECRET_TOKEN=x "$TARGET/release/tessera" up \
+  -f "$ROOT/host/tests/apps/conformance/spin.toml" \
+  --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" \
+  --listen 127.0.0.1:0 --state-dir "$STATE/hello_metrics" --metrics 127.0.0.1:0
 start app env SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$FREE_PORT" \
   SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench \
   SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench \
   "$TARGET/release/tessera" up -f "$ROOT/spin.toml" --runtime-config-file "$ROOT/runtime-config.toml" \
   --listen 127.0.0.1:0 --state-dir "$STATE/app"
 NATIVE="$(url native)"; HELLO="$(url hello)"; APP="$(url app)"
+HELLO_METRICS="$(grep -m1 -o 'Serving HTTP on http://[0-9.:]*' "$STATE/hello_metrics.log" | grep -o 'http://.*')"
 
 echo "| scenario | connections | requests/s | p50 | p99 |"
 echo "|---|---|---|---|---|"
 for conns in 1 32; do
   measure "native hyper hello (baseline)" "$conns" "$NATIVE/"
   measure "tessera: hello component" "$conns" "$HELLO/denied/hello"
+  measure "tessera: hello component, --metrics on" "$conns" "$HELLO_METRICS/denied/hello"
   measure "tessera: GET /api/users/currentuser" "$conns" "$APP/api/users/currentuser"
 done
