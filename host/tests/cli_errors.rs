@@ -200,19 +200,24 @@ command = "echo built-c"
     );
 }
 
-#[test]
-fn a_served_app_logs_one_line_per_request() {
+/// The host's conformance app, served.
+fn conformance_app() -> TesseraUp {
     require_guest();
     let manifest = workspace_root().join("host/tests/apps/conformance/spin.toml");
     let rc = workspace_root()
         .join("host/tests/apps/conformance/runtime-config.toml")
         .display()
         .to_string();
-    let app = TesseraUp::spawn(
+    TesseraUp::spawn(
         &manifest,
         &["--runtime-config-file", &rc],
         &[("SPIN_VARIABLE_SECRET_TOKEN", "x")],
-    );
+    )
+}
+
+#[test]
+fn a_served_app_logs_one_line_per_request() {
+    let app = conformance_app();
     let status = reqwest::blocking_get(&app.url("/granted/hello"));
     assert_eq!(status, 200);
     assert!(
@@ -232,17 +237,7 @@ fn a_served_app_logs_one_line_per_request() {
 
 #[test]
 fn guest_output_lines_name_their_component() {
-    require_guest();
-    let manifest = workspace_root().join("host/tests/apps/conformance/spin.toml");
-    let rc = workspace_root()
-        .join("host/tests/apps/conformance/runtime-config.toml")
-        .display()
-        .to_string();
-    let app = TesseraUp::spawn(
-        &manifest,
-        &["--runtime-config-file", &rc],
-        &[("SPIN_VARIABLE_SECRET_TOKEN", "x")],
-    );
+    let app = conformance_app();
     assert_eq!(reqwest::blocking_get(&app.url("/denied/print")), 200);
     // The unterminated stderr line is written when the instance ends.
     for line in [
