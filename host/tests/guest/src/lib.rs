@@ -341,7 +341,7 @@ fn publish_mqtt(req: Request, params: Params) -> Response {
     let run = || -> Result<String, String> {
         let e = |e| format!("{e:?}");
         let conn = Connection::open(&addr(&req), "", "", 30).map_err(e)?;
-        conn.publish(&topic, &b"hello mqtt".to_vec(), Qos::AtLeastOnce)
+        conn.publish(&topic, b"hello mqtt".as_ref(), Qos::AtLeastOnce)
             .map_err(e)?;
         Ok("published".into())
     };
