@@ -180,17 +180,10 @@ fn hold_for_a_restarted_redis(
         .rows()
         .next()
         .and_then(|row| get_text(&row, "value").ok());
-    if last.as_deref() == Some(run.id.as_str()) {
-        return Ok(());
-    }
-    // A first publish ever has no subscribers to wait for: they subscribed before the
-    // app served anything.
-    if last.is_some() && run.uptime_seconds < REDIS_SETTLE_SECONDS {
-        return Err(anyhow!(
-            "Redis restarted {} s ago; events wait until it has been up {REDIS_SETTLE_SECONDS} s, \
-             so that every subscriber is back",
-            run.uptime_seconds
-        ));
+    match run.since(last.as_deref()) {
+        RunChange::Same => return Ok(()),
+        RunChange::RestartedMomentsAgo => return Err(anyhow!(run.hold_message())),
+        RunChange::New => {}
     }
     db.query(
         "INSERT INTO outbox_meta (key, value) VALUES ('redis_run_id', ?) \
@@ -335,7 +328,39 @@ pub struct RedisRun {
     pub uptime_seconds: u64,
 }
 
+/// How a Redis run compares with the one a publisher last published to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunChange {
+    /// The same run: publish.
+    Same,
+    /// A new run (or none known): publish, and remember it.
+    New,
+    /// A new run up for less than [`REDIS_SETTLE_SECONDS`]: its subscribers may not be
+    /// back yet, so hold events.
+    RestartedMomentsAgo,
+}
+
 impl RedisRun {
+    /// Compares this run with the `last` one published to. With none known this is a
+    /// first publish, which has no subscribers to wait for: they subscribed before the
+    /// app served anything.
+    pub fn since(&self, last: Option<&str>) -> RunChange {
+        match last {
+            Some(last) if last == self.id => RunChange::Same,
+            Some(_) if self.uptime_seconds < REDIS_SETTLE_SECONDS => RunChange::RestartedMomentsAgo,
+            _ => RunChange::New,
+        }
+    }
+
+    /// Why events are held, for the log.
+    pub fn hold_message(&self) -> String {
+        format!(
+            "Redis restarted {} s ago; events wait until it has been up {REDIS_SETTLE_SECONDS} s, \
+             so that every subscriber is back",
+            self.uptime_seconds
+        )
+    }
+
     /// From the reply to `INFO server`.
     pub fn from_info(info: &str) -> Option<RedisRun> {
         let field = |name: &str| {

@@ -20,6 +20,11 @@ pub const TIMER_PREFIX: &str = "expiration:order:";
 /// Prefix of the keys recording that an order's expiry was published.
 pub const DONE_PREFIX: &str = "expiration:done:";
 
+/// The `run_id` of the Redis server expiries were last published to: after a Redis
+/// restart (a new run, the data kept by its append-only file) expiries wait a few
+/// seconds for the subscribers to come back (`common::outbox::RedisRun::since`).
+pub const REDIS_RUN: &str = "expiration:redis-run";
+
 /// How long an expiry is remembered. Duplicates of `order:created` come from the
 /// orders outbox (a relay that published but could not delete its row), within minutes;
 /// a day is far beyond that and still lets the markers clean themselves up.
@@ -110,6 +115,13 @@ pub trait Deadlines {
 
     /// Forgets that the order is done (`DEL`), after its publish failed.
     fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()>;
+
+    /// The `run_id` of the Redis server expiries were last published to
+    /// ([`REDIS_RUN`]), if any.
+    fn last_redis_run(&self) -> anyhow::Result<Option<String>>;
+
+    /// Remembers `run_id` as the Redis server expiries are published to.
+    fn remember_redis_run(&self, run_id: &str) -> anyhow::Result<()>;
 }
 
 impl<D: Deadlines + ?Sized> Deadlines for &D {
@@ -139,6 +151,14 @@ impl<D: Deadlines + ?Sized> Deadlines for &D {
 
     fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {
         (**self).unmark_done(order)
+    }
+
+    fn last_redis_run(&self) -> anyhow::Result<Option<String>> {
+        (**self).last_redis_run()
+    }
+
+    fn remember_redis_run(&self, run_id: &str) -> anyhow::Result<()> {
+        (**self).remember_redis_run(run_id)
     }
 }
 

@@ -17,7 +17,7 @@
 //! way orders' overdue backstop still cancels the order; only the event is missing.
 
 use common::events::{self, Event, ExpirationComplete, channel};
-use common::outbox::Publisher;
+use common::outbox::{Publisher, RunChange};
 use common::time::rfc3339;
 
 use crate::deadlines::{Deadlines, OrderId};
@@ -139,6 +139,24 @@ fn put_back(
         }
     };
     err.context(format!("Failed to {what} order {order}; {context}"))
+}
+
+/// Fails while Redis is a new run since expiries were last published and has been up
+/// only moments (its subscribers, orders among them, may not be back: an expiry
+/// published now could be lost to them); otherwise remembers the run. See
+/// `common::outbox::REDIS_SETTLE_SECONDS`.
+pub fn check_redis_run(
+    deadlines: &impl Deadlines,
+    publisher: &impl Publisher,
+) -> anyhow::Result<()> {
+    let Some(run) = publisher.redis_run()? else {
+        return Ok(());
+    };
+    match run.since(deadlines.last_redis_run()?.as_deref()) {
+        RunChange::Same => Ok(()),
+        RunChange::RestartedMomentsAgo => Err(anyhow::anyhow!(run.hold_message())),
+        RunChange::New => deadlines.remember_redis_run(&run.id),
+    }
 }
 
 /// Expires every entry due at `now_ms` (up to [`MAX_BATCHES`] × [`BATCH`]), returning

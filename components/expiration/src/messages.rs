@@ -47,6 +47,8 @@ pub fn handle(
     payload: &[u8],
     now_ms: u64,
 ) -> anyhow::Result<()> {
+    // Nothing is published (and nothing claimed) right after a Redis restart.
+    let held = expiry::check_redis_run(deadlines, publisher).err();
     let handled = match parse(payload) {
         Message::Schedule { order, deadline_ms } => {
             expiry::schedule(deadlines, &order, deadline_ms, now_ms).map(|scheduled| {
@@ -56,13 +58,18 @@ pub fn handle(
             })
         }
         // Put back as due now should the publish fail.
-        Message::TimerFired(order) => {
-            expiry::expire(deadlines, publisher, &order, now_ms, now_ms).map(drop)
-        }
+        Message::TimerFired(order) => match &held {
+            // The entry stays due; a later message's sweep expires it.
+            Some(reason) => Err(anyhow::anyhow!("order {order} waits: {reason:#}")),
+            None => expiry::expire(deadlines, publisher, &order, now_ms, now_ms).map(drop),
+        },
         Message::Ignored => Ok(()),
     };
     // Sweep even when the message failed: the two may fail for different reasons.
-    let swept = expiry::sweep(deadlines, publisher, now_ms).map(drop);
+    let swept = match held {
+        Some(reason) => Err(reason),
+        None => expiry::sweep(deadlines, publisher, now_ms).map(drop),
+    };
     match (handled, swept) {
         (Err(err), Err(sweep_err)) => {
             eprintln!("expiration: the sweep failed too: {sweep_err:#}");

@@ -8,7 +8,7 @@
 use anyhow::{Context, anyhow, bail};
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
-use crate::deadlines::{DONE_RETENTION_SECONDS, DUE, Deadlines, Due, OrderId};
+use crate::deadlines::{DONE_RETENTION_SECONDS, DUE, Deadlines, Due, OrderId, REDIS_RUN};
 
 /// Runs one Redis command.
 pub trait Execute {
@@ -112,6 +112,18 @@ impl<C: Execute> Deadlines for RedisDeadlines<C> {
             return Ok(false);
         }
         ok("SET", reply).map(|()| true)
+    }
+
+    fn last_redis_run(&self) -> anyhow::Result<Option<String>> {
+        let reply = self.run("GET", &[text(REDIS_RUN)])?;
+        Ok(match reply.as_slice() {
+            [RedisResult::Binary(bytes)] => Some(String::from_utf8_lossy(bytes).into_owned()),
+            _ => None,
+        })
+    }
+
+    fn remember_redis_run(&self, run_id: &str) -> anyhow::Result<()> {
+        ok("SET", self.run("SET", &[text(REDIS_RUN), text(run_id)])?)
     }
 
     fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {

@@ -39,6 +39,7 @@ struct State {
     done: BTreeSet<OrderId>,
     failing: BTreeSet<Op>,
     claims: usize,
+    redis_run: Option<String>,
 }
 
 impl MemoryRedis {
@@ -141,6 +142,15 @@ impl Deadlines for MemoryRedis {
         let mut state = self.state();
         Self::check(&state, Op::MarkDone)?;
         Ok(state.done.insert(order.clone()))
+    }
+
+    fn last_redis_run(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.state().redis_run.clone())
+    }
+
+    fn remember_redis_run(&self, run_id: &str) -> anyhow::Result<()> {
+        self.state().redis_run = Some(run_id.to_owned());
+        Ok(())
     }
 
     fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {

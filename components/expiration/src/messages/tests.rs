@@ -259,3 +259,30 @@ fn redis_failures_are_errors() {
     deliver(&redis, &publisher, b"sessions:abc", DEADLINE_MS + 1_000);
     assert_eq!(expired_orders(&publisher), ["o1"]);
 }
+
+#[test]
+fn expiries_wait_while_a_restarted_redis_is_young() {
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    let after_deadline = DEADLINE_MS + 1;
+    publisher.set_redis_run("first", 100);
+    let first = message(order_created("o1", EXPIRES_AT));
+    deliver(&redis, &publisher, &first, after_deadline);
+    assert_eq!(
+        expired_orders(&publisher),
+        ["o1"],
+        "a first run: published at once"
+    );
+
+    // Redis restarted (its data kept): a due order waits while subscribers come back.
+    publisher.set_redis_run("second", 1);
+    let second = message(order_created("o2", EXPIRES_AT));
+    assert!(handle(&redis, &publisher, &second, after_deadline).is_err());
+    assert_eq!(expired_orders(&publisher), ["o1"]);
+    assert_eq!(redis.entries(), [("o2".to_owned(), DEADLINE_MS)]);
+
+    // Settled: the next message's sweep publishes it.
+    publisher.set_redis_run("second", 3);
+    deliver(&redis, &publisher, b"not an event", after_deadline);
+    assert_eq!(expired_orders(&publisher), ["o1", "o2"]);
+}
