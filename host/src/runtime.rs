@@ -138,17 +138,24 @@ impl Runtime {
 }
 
 fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
+    /// Core instances (and tables) one component instance may use.
+    const PER_COMPONENT: u32 = 16;
     let mut pooling = PoolingAllocationConfig::new();
     let n = limits.max_instances;
     pooling
         .total_component_instances(n)
-        // A Rust component is a main module plus a few small adapter modules.
-        .total_core_instances(n * 8)
-        .max_core_instances_per_component(16)
+        // A Rust component is a main module plus a few small adapter modules; a Python
+        // one (componentize-py) uses up to the per-component maximum. The totals allow
+        // every one of the `n` instances its maximum: with less, a burst of Python
+        // instances ran out of core instances (the chaos run: "maximum concurrent limit
+        // of 2048 for core instances reached", messages lost) while the instance limit
+        // still had room. Unused slots are address space only.
+        .max_core_instances_per_component(PER_COMPONENT)
+        .total_core_instances(n * PER_COMPONENT)
         .total_memories(n * 2)
         .max_memories_per_component(2)
-        .total_tables(n * 8)
-        .max_tables_per_component(16)
+        .max_tables_per_component(PER_COMPONENT)
+        .total_tables(n * PER_COMPONENT)
         .total_stacks(n)
         .max_memory_size(limits.max_memory_bytes)
         // Keeping the first pages resident avoids a page fault storm on every request.
