@@ -323,3 +323,14 @@ fn metrics_count_messages_and_reconnects() {
         scrape()
     );
 }
+
+#[test]
+fn the_first_command_after_a_redis_restart_succeeds() {
+    let mut redis = RedisServer::start();
+    let app = start(&redis.address());
+    assert_eq!(get(&app, "/granted/redis/publish/ch/before").0, 200);
+    // The host's shared connection to Redis is now dead, and does not know it yet.
+    redis.restart();
+    let (status, body) = get(&app, "/granted/redis/publish/ch/after");
+    assert_eq!(status, 200, "{body}\n{}", app.logs());
+}

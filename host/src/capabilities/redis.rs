@@ -100,10 +100,16 @@ impl HostState {
         cmd: ::redis::Cmd,
     ) -> wasmtime::Result<Result<T, Error>> {
         let mut conn = self.table.get(handle)?.conn.clone();
-        Ok(cmd
-            .query_async::<T>(&mut conn)
-            .await
-            .map_err(to_guest_error))
+        let result = match cmd.query_async::<T>(&mut conn).await {
+            // The shared connection learns that Redis went away (a restart) only when a
+            // command fails on it, and reconnects then. Without a second try, that first
+            // command after every restart failed, in every component at once (the chaos
+            // run: both expiration replicas lost the same order:created). A dropped
+            // connection almost always means the command never reached Redis.
+            Err(e) if e.is_connection_dropped() => cmd.query_async::<T>(&mut conn).await,
+            other => other,
+        };
+        Ok(result.map_err(to_guest_error))
     }
 }
 
