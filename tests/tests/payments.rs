@@ -433,13 +433,17 @@ async fn an_order_still_expires_on_time_across_an_app_restart() {
     // is asked (its requests would also cancel an overdue order, as a backstop).
     let expirations = ChannelWatch::start(&m.redis.address(), &["expiration:complete"]);
     m.restart();
-    eventually("expiration:complete after the restart", DEADLINE, || async {
-        expirations
-            .payloads("expiration:complete")
-            .iter()
-            .any(|event| event.contains(&deal.order_id))
-            .then_some(())
-    })
+    eventually(
+        "expiration:complete after the restart",
+        DEADLINE,
+        || async {
+            expirations
+                .payloads("expiration:complete")
+                .iter()
+                .any(|event| event.contains(&deal.order_id))
+                .then_some(())
+        },
+    )
     .await;
     wait_for_status(&m, &deal.buyer, &deal.order_id, "cancelled").await;
     eventually("the ticket to be released", DEADLINE, || async {

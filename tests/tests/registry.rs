@@ -58,8 +58,11 @@ fn push(reference: &str) -> String {
     assert_eq!(code, 0, "push failed:\n{out}");
     // Each layer is shown as it goes (plain lines: the output is not a terminal).
     assert!(
-        out.lines().any(|l| l.starts_with("[1/") && l.contains(" wasm "))
-            && out.lines().any(|l| l.starts_with("Pushed ") && l.contains(" layers (")),
+        out.lines()
+            .any(|l| l.starts_with("[1/") && l.contains(" wasm "))
+            && out
+                .lines()
+                .any(|l| l.starts_with("Pushed ") && l.contains(" layers (")),
         "no progress lines in:\n{out}"
     );
     out.lines()
@@ -167,8 +170,11 @@ async fn pushed_app_is_spins_artifact_and_runs_from_the_registry() {
     assert_eq!(code, 0, "pull failed:\n{out}");
     assert!(out.contains(&digest), "{out}");
     assert!(
-        out.lines().any(|l| l.contains(" locked app ") && l.ends_with(" pulled"))
-            && out.lines().any(|l| l.starts_with("Pulled ") && l.contains(" layers (")),
+        out.lines()
+            .any(|l| l.contains(" locked app ") && l.ends_with(" pulled"))
+            && out
+                .lines()
+                .any(|l| l.starts_with("Pulled ") && l.contains(" layers (")),
         "no progress lines in:\n{out}"
     );
     for layer in layers {
