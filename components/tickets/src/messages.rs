@@ -41,7 +41,8 @@ fn reserve(order: &OrderCreated, tickets: &Tickets<impl Database>, now: u64) -> 
     })?;
     match effect {
         OrderEffect::Unchanged(Unchanged::HeldByAnother(holder)) => eprintln!(
-            "tickets: order {} cannot reserve ticket {ticket_id}: order {holder} holds it",
+            "tickets: order {} waits for ticket {ticket_id}: order {holder} holds it until \
+             its cancellation arrives",
             order.id
         ),
         // Reserved now, or a duplicate delivery, which must change nothing.

@@ -45,6 +45,14 @@ const SCHEMA: &[&str] = &[
         order_id TEXT PRIMARY KEY,
         version INTEGER NOT NULL
     )",
+    // Orders that asked for a ticket while an older order still held it here. Orders
+    // lets only one order at a time hold a ticket, so a new order:created for a held
+    // ticket means the holder's order:cancelled is still on its way (the two channels
+    // are not ordered): the ticket passes to the waiting order when it arrives.
+    "CREATE TABLE IF NOT EXISTS waiting_orders (
+        order_id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL
+    )",
     outbox::SCHEMA,
     outbox::META_SCHEMA,
 ];
@@ -230,11 +238,76 @@ impl<D: Database> Tickets<D> {
             match change(&ticket) {
                 Ok(changed) => {
                     self.save(&ticket, &changed, now)?;
-                    Ok(OrderEffect::Changed(changed))
+                    if changed.is_reserved() {
+                        return Ok(OrderEffect::Changed(changed));
+                    }
+                    // Released: an order waiting for this ticket gets it now.
+                    Ok(OrderEffect::Changed(self.hand_over(changed, now)?))
+                }
+                Err(Unchanged::HeldByAnother(holder)) => {
+                    self.wait(order_id, ticket_id)?;
+                    Ok(OrderEffect::Unchanged(Unchanged::HeldByAnother(holder)))
+                }
+                Err(Unchanged::NotHeld) => {
+                    // Cancelled while it waited (or long after): it waits no more.
+                    self.stop_waiting(order_id)?;
+                    Ok(OrderEffect::Unchanged(Unchanged::NotHeld))
                 }
                 Err(unchanged) => Ok(OrderEffect::Unchanged(unchanged)),
             }
         })
+    }
+
+    /// Records that `order_id` waits for `ticket_id` (held by an older order).
+    fn wait(&self, order_id: &str, ticket_id: &str) -> anyhow::Result<()> {
+        self.db
+            .query(
+                "INSERT INTO waiting_orders (order_id, ticket_id) VALUES (?, ?) \
+                 ON CONFLICT (order_id) DO NOTHING",
+                &[text(order_id), text(ticket_id)],
+            )
+            .context("Failed to record a waiting order")?;
+        Ok(())
+    }
+
+    fn stop_waiting(&self, order_id: &str) -> anyhow::Result<()> {
+        self.db
+            .query(
+                "DELETE FROM waiting_orders WHERE order_id = ?",
+                &[text(order_id)],
+            )
+            .context("Failed to forget a waiting order")?;
+        Ok(())
+    }
+
+    /// The just-released `ticket`, reserved for the order that waited longest for it,
+    /// if one did; otherwise `ticket` as it is.
+    fn hand_over(&self, ticket: Ticket, now: u64) -> anyhow::Result<Ticket> {
+        let waiting = self
+            .db
+            .query(
+                "DELETE FROM waiting_orders WHERE order_id = \
+                 (SELECT order_id FROM waiting_orders WHERE ticket_id = ? ORDER BY rowid LIMIT 1) \
+                 RETURNING order_id",
+                &[text(&ticket.id)],
+            )
+            .context("Failed to read the orders waiting for a ticket")?;
+        let Some(next) = waiting
+            .rows()
+            .next()
+            .map(|row| get_text(&row, "order_id"))
+            .transpose()?
+        else {
+            return Ok(ticket);
+        };
+        match ticket.reserve(&next) {
+            Ok(reserved) => {
+                self.save(&ticket, &reserved, now)?;
+                Ok(reserved)
+            }
+            // Just released, so free: cannot happen.
+            Err(_) => Ok(ticket),
+        }
     }
 
     /// Records that order `order_id` reached `version`; false when that version (or a

@@ -97,6 +97,39 @@ fn a_ticket_held_by_another_order_is_left_alone() {
 }
 
 #[test]
+fn an_order_that_arrives_before_the_holders_cancel_gets_the_ticket_when_it_comes() {
+    // orders cancelled o1 and then let o2 reserve the ticket; o2's order:created
+    // overtook o1's order:cancelled on the way here (a chaos run found this: the paid
+    // order o2 never held its ticket in tickets).
+    let store = store();
+    handle(&created("o1", TICKET), &store, NOW).unwrap();
+    handle(&created("o2", TICKET), &store, NOW).unwrap();
+    assert_eq!(holder(&store).as_deref(), Some("o1"));
+
+    handle(&cancelled("o1", 1), &store, NOW).unwrap();
+    assert_eq!(holder(&store).as_deref(), Some("o2"));
+    let versions: Vec<(u64, Option<String>)> = updates(&store)
+        .into_iter()
+        .map(|u| (u.version, u.order_id))
+        .collect();
+    assert_eq!(
+        versions,
+        [(1, Some("o1".into())), (2, None), (3, Some("o2".into()))],
+        "released, then reserved: each change announced"
+    );
+}
+
+#[test]
+fn a_waiting_order_cancelled_before_the_holder_waits_no_more() {
+    let store = store();
+    handle(&created("o1", TICKET), &store, NOW).unwrap();
+    handle(&created("o2", TICKET), &store, NOW).unwrap();
+    handle(&cancelled("o2", 1), &store, NOW).unwrap();
+    handle(&cancelled("o1", 1), &store, NOW).unwrap();
+    assert_eq!(holder(&store), None);
+}
+
+#[test]
 fn order_cancelled_releases_only_the_holders_ticket() {
     let store = store();
     handle(&created("o1", TICKET), &store, NOW).unwrap();
