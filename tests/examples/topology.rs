@@ -11,7 +11,6 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tessera_blackbox::marketplace::STRIPE_WEBHOOK_SECRET;
 use tessera_blackbox::topology::{Options, Topology};
 use tessera_blackbox::workspace_root;
 
@@ -20,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let options = options_from_args()?;
     let started = Instant::now();
     let mut topology = Topology::start_with(options)?;
-    register_stripe_webhook(&topology).await?;
+    topology.register_stripe_webhook().await?;
 
     let logs = workspace_root().join("target/topology-logs");
     let _ = std::fs::remove_dir_all(&logs);
@@ -92,30 +91,6 @@ fn options_from_args() -> anyhow::Result<Options> {
         }
     }
     Ok(options)
-}
-
-/// Lets localstripe deliver `payment_intent.succeeded` to the app's webhook through the
-/// ingress, signed like Stripe (for cards paid in the browser with 3-D Secure).
-async fn register_stripe_webhook(topology: &Topology) -> anyhow::Result<()> {
-    let url = format!("{}/api/payments/webhook", topology.base_url());
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "{}/_config/webhooks/tessera",
-            topology.stripe_base_url()
-        ))
-        .form(&[
-            ("url", url.as_str()),
-            ("secret", STRIPE_WEBHOOK_SECRET),
-            ("events[]", "payment_intent.succeeded"),
-        ])
-        .send()
-        .await?;
-    anyhow::ensure!(
-        resp.status().is_success(),
-        "localstripe refused the webhook: {}",
-        resp.status()
-    );
-    Ok(())
 }
 
 /// Appends what each replica printed since the last call to its log file.

@@ -354,6 +354,31 @@ impl Topology {
     }
 
     /// localstripe's URL (the replicas' `stripe_api_base`).
+    /// Lets localstripe deliver `payment_intent.succeeded` to the app's webhook through
+    /// the ingress, signed like Stripe, as Stripe does in production: a charge whose
+    /// replica died before recording it is recorded (and refunded if need be) that way.
+    pub async fn register_stripe_webhook(&self) -> anyhow::Result<()> {
+        let url = format!("{}/api/payments/webhook", self.base_url());
+        let resp = reqwest::Client::new()
+            .post(format!(
+                "{}/_config/webhooks/tessera",
+                self.stripe_base_url()
+            ))
+            .form(&[
+                ("url", url.as_str()),
+                ("secret", crate::marketplace::STRIPE_WEBHOOK_SECRET),
+                ("events[]", "payment_intent.succeeded"),
+            ])
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "localstripe refused the webhook: {}",
+            resp.status()
+        );
+        Ok(())
+    }
+
     pub fn stripe_base_url(&self) -> String {
         self.stripe.base_url()
     }

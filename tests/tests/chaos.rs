@@ -63,6 +63,10 @@ async fn the_marketplace_keeps_its_invariants_through_crashes_and_outages() {
         ..Options::default()
     })
     .expect("the topology starts");
+    topology
+        .register_stripe_webhook()
+        .await
+        .expect("localstripe takes the webhook");
     let target = Target {
         base_url: topology.base_url(),
         state_dir: topology.state_dir().to_owned(),
