@@ -168,9 +168,16 @@ pub fn sweep(
     now_ms: u64,
 ) -> anyhow::Result<usize> {
     let mut published = 0;
+    let mut checked_run = false;
     for _ in 0..MAX_BATCHES {
         let batch = deadlines.due(now_ms, BATCH)?;
         let full = batch.len() >= BATCH;
+        // Asked of Redis only when something is due (most sweeps find nothing), and
+        // once per sweep; right after a Redis restart the entries stay due.
+        if !batch.is_empty() && !checked_run {
+            check_redis_run(deadlines, publisher)?;
+            checked_run = true;
+        }
         for due in batch {
             if expire(deadlines, publisher, &due.order, due.deadline_ms, now_ms)?
                 == Expired::Published

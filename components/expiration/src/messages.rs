@@ -17,6 +17,7 @@
 //! deliver it again, and an error would only be logged a second time by the host.
 //! Errors are Redis failures only.
 
+use anyhow::Context;
 use common::events::{self, Event, OrderCreated, OrderStatus};
 use common::outbox::Publisher;
 use common::time::parse_rfc3339;
@@ -47,8 +48,6 @@ pub fn handle(
     payload: &[u8],
     now_ms: u64,
 ) -> anyhow::Result<()> {
-    // Nothing is published (and nothing claimed) right after a Redis restart.
-    let held = expiry::check_redis_run(deadlines, publisher).err();
     let handled = match parse(payload) {
         Message::Schedule { order, deadline_ms } => {
             expiry::schedule(deadlines, &order, deadline_ms, now_ms).map(|scheduled| {
@@ -58,18 +57,16 @@ pub fn handle(
             })
         }
         // Put back as due now should the publish fail.
-        Message::TimerFired(order) => match &held {
-            // The entry stays due; a later message's sweep expires it.
-            Some(reason) => Err(anyhow::anyhow!("order {order} waits: {reason:#}")),
-            None => expiry::expire(deadlines, publisher, &order, now_ms, now_ms).map(drop),
-        },
+        // Nothing is claimed right after a Redis restart: the entry stays due, and a
+        // later message's sweep expires it.
+        Message::TimerFired(order) => expiry::check_redis_run(deadlines, publisher)
+            .with_context(|| format!("order {order} waits"))
+            .and_then(|()| expiry::expire(deadlines, publisher, &order, now_ms, now_ms))
+            .map(drop),
         Message::Ignored => Ok(()),
     };
     // Sweep even when the message failed: the two may fail for different reasons.
-    let swept = match held {
-        Some(reason) => Err(reason),
-        None => expiry::sweep(deadlines, publisher, now_ms).map(drop),
-    };
+    let swept = expiry::sweep(deadlines, publisher, now_ms).map(drop);
     match (handled, swept) {
         (Err(err), Err(sweep_err)) => {
             eprintln!("expiration: the sweep failed too: {sweep_err:#}");
