@@ -402,7 +402,12 @@ impl RedisPublisher {
 }
 
 impl RedisPublisher {
-    fn connect(&self) -> anyhow::Result<spin_sdk::redis::Connection> {
+    /// The open connection, or a new one. Callers put it back after a success, so a
+    /// failed command makes the next one reconnect.
+    fn take_connection(&self) -> anyhow::Result<spin_sdk::redis::Connection> {
+        if let Some(connection) = self.connection.take() {
+            return Ok(connection);
+        }
         spin_sdk::redis::Connection::open(&self.address)
             .map_err(|err| anyhow!("{err:?}"))
             .with_context(|| format!("Failed to connect to Redis at `{}`", self.address))
@@ -412,10 +417,7 @@ impl RedisPublisher {
 impl Publisher for RedisPublisher {
     fn redis_run(&self) -> anyhow::Result<Option<RedisRun>> {
         use spin_sdk::redis::{RedisParameter, RedisResult};
-        let connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => self.connect()?,
-        };
+        let connection = self.take_connection()?;
         let reply = connection
             .execute("INFO", &[RedisParameter::Binary(b"server".to_vec())])
             .map_err(|err| anyhow!("{err:?}"))
@@ -429,10 +431,7 @@ impl Publisher for RedisPublisher {
     }
 
     fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
-        let connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => self.connect()?,
-        };
+        let connection = self.take_connection()?;
         connection
             .publish(channel, payload)
             .map_err(|err| anyhow!("{err:?}"))
