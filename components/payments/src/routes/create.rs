@@ -43,9 +43,13 @@ use crate::stripe::{IntentStatus, NewPaymentIntent, PaymentIntent, Stripe};
 /// Message of the 402 when Stripe declines without saying why.
 pub const DECLINED: &str = "Your card was declined.";
 
-/// How long an unknown order is looked for before the 404 (`order:created` normally
-/// arrives within milliseconds of the order's creation).
-pub const REPLICA_WAIT: Duration = Duration::from_secs(2);
+/// How long an unknown order is looked for before the 404. `order:created` normally
+/// arrives within milliseconds of the order's creation, but right after a Redis restart
+/// the outbox holds events for `common::outbox::REDIS_SETTLE_SECONDS` (3 s) while
+/// subscribers come back (they retry at most 1 s apart), and a busy machine adds its
+/// queueing on top: a buyer paying then should wait a moment, not be told the order does
+/// not exist. The chaos run's 2 s wait turned such moments into 404s.
+pub const REPLICA_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a payment waits for another request charging the same order (a Stripe
 /// call normally takes a second or two).
