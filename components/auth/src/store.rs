@@ -4,7 +4,9 @@
 //! store; [`SqliteUsers`] is the one implementation that talks to Spin.
 
 use anyhow::{Context, anyhow};
-use spin_sdk::sqlite3::{Connection, Error as SqliteError, QueryResult, Value};
+use common::sqlite::{
+    self, Connection, Database, QueryResult, Schema, Value, is_unique_violation, text,
+};
 
 use crate::domain::Email;
 
@@ -12,12 +14,15 @@ use crate::domain::Email;
 /// other than `default`, declared in the runtime config.
 pub const DATABASE: &str = "auth";
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    email TEXT UNIQUE NOT NULL,
-    password_hash TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-)";
+/// The tables ([`Schema`]: applied once per database).
+pub const SCHEMA: Schema = Schema {
+    migrations: &[&["CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY,
+        email TEXT UNIQUE NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    )"]],
+};
 
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +58,8 @@ pub struct SqliteUsers(Connection);
 impl SqliteUsers {
     /// Opens the `auth` database and creates the table on first use.
     pub fn open() -> anyhow::Result<Self> {
-        let conn = Connection::open(DATABASE)
-            .map_err(describe)
-            .with_context(|| format!("Failed to open sqlite database `{DATABASE}`"))?;
-        conn.execute(SCHEMA, &[])
-            .map_err(describe)
-            .context("Failed to create the users table")?;
+        let conn = sqlite::open(DATABASE)?;
+        sqlite::migrate(&conn, &SCHEMA).context("Failed to create the users table")?;
         Ok(Self(conn))
     }
 }
@@ -67,11 +68,10 @@ impl UserStore for SqliteUsers {
     fn find_by_email(&self, email: &Email) -> anyhow::Result<Option<User>> {
         let result = self
             .0
-            .execute(
+            .query(
                 "SELECT id, email, password_hash FROM users WHERE email = ?",
-                &[Value::Text(email.as_ref().to_owned())],
+                &[text(email.as_ref())],
             )
-            .map_err(describe)
             .context("Failed to look up a user by email")?;
         first_user(&result)
     }
@@ -91,22 +91,15 @@ impl UserStore for SqliteUsers {
                 &params,
             )
             .map(drop)
-            .map_err(|err| match err {
-                SqliteError::Io(message) if is_unique_violation(&message) => {
+            .map_err(|err| {
+                // The only unique columns are `email` and the random `id`: the email is taken.
+                if is_unique_violation(&err) {
                     InsertError::EmailTaken
+                } else {
+                    InsertError::Other(sqlite::describe(err).context("Failed to insert a user"))
                 }
-                other => InsertError::Other(describe(other).context("Failed to insert a user")),
             })
     }
-}
-
-/// Whether a sqlite error message reports a UNIQUE (or primary key) violation.
-///
-/// The only unique columns are `email` and the random `id`, so this means the email is
-/// taken. Hosts pass SQLite's message through as `io(string)`, e.g.
-/// "UNIQUE constraint failed: users.email".
-pub fn is_unique_violation(message: &str) -> bool {
-    message.contains("UNIQUE constraint failed")
 }
 
 fn first_user(result: &QueryResult) -> anyhow::Result<Option<User>> {
@@ -125,34 +118,10 @@ fn first_user(result: &QueryResult) -> anyhow::Result<Option<User>> {
     }))
 }
 
-fn describe(err: SqliteError) -> anyhow::Error {
-    match err {
-        SqliteError::NoSuchDatabase => anyhow!("no such database (is it in the runtime config?)"),
-        SqliteError::AccessDenied => {
-            anyhow!("access denied (is it in the component's sqlite_databases?)")
-        }
-        SqliteError::InvalidConnection => anyhow!("invalid connection"),
-        SqliteError::DatabaseFull => anyhow!("database full"),
-        SqliteError::Io(message) => anyhow!("{message}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use spin_sdk::sqlite3::RowResult;
-
-    #[test]
-    fn unique_violations_are_recognised() {
-        assert!(is_unique_violation("UNIQUE constraint failed: users.email"));
-        assert!(is_unique_violation(
-            "Error code 2067: UNIQUE constraint failed: users.email"
-        ));
-        assert!(!is_unique_violation(
-            "NOT NULL constraint failed: users.email"
-        ));
-        assert!(!is_unique_violation("database is locked"));
-    }
 
     #[test]
     fn rows_become_users() {

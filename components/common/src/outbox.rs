@@ -10,6 +10,13 @@
 //! start of every request and message they handle, so a backlog drains on the next
 //! activity.
 //!
+//! Relaying is owed only where there is something to relay: an entry point opens its
+//! database with [`Relay::open`], which learns in the same query that checks the schema
+//! version whether events are waiting, and [`Relay::finish`] relays after the work only
+//! if they were, or if the work queued some. A read of a quiet service costs the outbox
+//! nothing. A backlog (a crash, a Redis outage) therefore drains with the service's next
+//! request or message of any kind.
+//!
 //! Concurrent relays do not publish the same rows: a relay first claims a batch of rows
 //! for a lease (`claimed_until`, one atomic UPDATE), publishes them, and deletes each
 //! one. Without the claim, every instance relaying at the start of its request would
@@ -23,13 +30,13 @@
 //! versions, and effects are conditional updates). Concurrent relays can also interleave
 //! rows; the versions make consumers ignore the older of two events for one entity.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use anyhow::{Context, anyhow};
 
 use crate::config;
 use crate::events::{self, Event};
-use crate::sqlite::{Database, Value, get_text, get_u64, integer, text};
+use crate::sqlite::{self, Database, Schema, Value, get_text, get_u64, integer, text};
 use crate::time::{now, rfc3339};
 
 /// The outbox table; every service that publishes creates it in its own database.
@@ -70,13 +77,87 @@ const BATCH: usize = 100;
 /// host's default request timeout is 30 s), so only a relay that died loses its claim.
 pub const CLAIM_SECONDS: u64 = 60;
 
-/// Creates the outbox table if it does not exist yet.
-pub fn create_table(db: &(impl Database + ?Sized)) -> anyhow::Result<()> {
-    for schema in [SCHEMA, META_SCHEMA] {
-        db.query(schema, &[])
-            .context("Failed to create the outbox tables")?;
+thread_local! {
+    /// How many events this thread has [`enqueue`]d. In a component that is one
+    /// instance, serving one request or message, so [`Relay`] can tell whether its work
+    /// queued anything without asking the database.
+    static ENQUEUED: Cell<u64> = const { Cell::new(0) };
+}
+
+fn enqueued_so_far() -> u64 {
+    ENQUEUED.with(Cell::get)
+}
+
+/// What one entry point (a request or a message) owes the outbox: a relay after its
+/// work when events were waiting as it opened the database, or when the work queued
+/// some. Decided by [`Relay::open`], paid by [`Relay::finish`].
+#[must_use = "a relay that is never finished leaves queued events for the next entry point"]
+#[derive(Debug)]
+pub struct Relay {
+    backlog: bool,
+    enqueued_at_open: u64,
+}
+
+impl Relay {
+    /// Brings `db` to `schema` (which must create [`SCHEMA`] and [`META_SCHEMA`]) and
+    /// learns whether its outbox holds events to relay, both in one query when the
+    /// schema is current.
+    pub fn open(db: &(impl Database + ?Sized), schema: &Schema) -> anyhow::Result<Self> {
+        let enqueued_at_open = enqueued_so_far();
+        let now = now();
+        // Fails on a database without the outbox yet: migrating creates it.
+        let backlog = match version_and_backlog(db, now) {
+            Ok((version, backlog)) if version >= schema.version() => backlog,
+            _ => {
+                sqlite::upgrade(db, schema)?;
+                version_and_backlog(db, now)?.1
+            }
+        };
+        Ok(Self {
+            backlog,
+            enqueued_at_open,
+        })
     }
-    Ok(())
+
+    /// Whether [`Relay::finish`] will relay.
+    pub fn is_due(&self) -> bool {
+        self.backlog || enqueued_so_far() != self.enqueued_at_open
+    }
+
+    /// Relays to `publisher` if due, logging a failure ([`relay_or_log`]): the work's
+    /// change is committed and its events wait for the next relay.
+    pub fn finish_with(&self, db: &(impl Database + ?Sized), publisher: &impl Publisher) {
+        if self.is_due() {
+            relay_or_log(db, publisher);
+        }
+    }
+
+    /// [`Relay::finish_with`] to the Redis of the variable `redis_address`, read only
+    /// when a relay is due.
+    pub fn finish(&self, db: &(impl Database + ?Sized)) {
+        if !self.is_due() {
+            return;
+        }
+        match RedisPublisher::from_variables() {
+            Ok(publisher) => self.finish_with(db, &publisher),
+            Err(err) => eprintln!("outbox relay skipped, pending events stay queued: {err:#}"),
+        }
+    }
+}
+
+/// The schema version and whether unclaimed outbox rows exist, in one statement.
+fn version_and_backlog(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<(u64, bool)> {
+    let result = db.query(
+        "SELECT user_version AS version, \
+         EXISTS (SELECT 1 FROM outbox WHERE claimed_until <= ?) AS backlog \
+         FROM pragma_user_version",
+        &[integer(now)?],
+    )?;
+    let row = result
+        .rows()
+        .next()
+        .ok_or_else(|| anyhow!("the schema check returned no row"))?;
+    Ok((get_u64(&row, "version")?, get_u64(&row, "backlog")? != 0))
 }
 
 /// Stores `event` for publishing, inside the caller's open transaction.
@@ -96,6 +177,7 @@ pub fn enqueue(
         &[text(event.channel()), Value::Blob(payload), integer(now)?],
     )
     .with_context(|| format!("Failed to enqueue a `{}` event", event.channel()))?;
+    ENQUEUED.with(|count| count.set(count.get() + 1));
     Ok(())
 }
 
@@ -254,47 +336,6 @@ pub fn relay_or_log(db: &(impl Database + ?Sized), publisher: &impl Publisher) {
     if let Err(err) = relay(db, publisher) {
         eprintln!("outbox relay stopped, pending events stay queued: {err:#}");
     }
-}
-
-/// One Redis message: relays what the outbox in `db` still holds, runs `handle`, and
-/// relays again once it succeeded (a failed message leaves the second relay to the next
-/// activity). Relay failures are logged ([`relay_or_log`]); only `handle`'s are returned.
-pub fn with_relay<T>(
-    db: &(impl Database + ?Sized),
-    publisher: &impl Publisher,
-    handle: impl FnOnce() -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    relay_or_log(db, publisher);
-    let value = handle()?;
-    relay_or_log(db, publisher);
-    Ok(value)
-}
-
-/// One HTTP request: relays what the outbox in `db` still holds, runs `handler`, and
-/// relays again whatever it answered (its writes may have queued events even when it
-/// refused the request). Relay failures are only logged ([`relay_or_log`]).
-pub fn relayed<T>(
-    db: &(impl Database + ?Sized),
-    publisher: &impl Publisher,
-    handler: impl FnOnce() -> T,
-) -> T {
-    relay_or_log(db, publisher);
-    let response = handler();
-    relay_or_log(db, publisher);
-    response
-}
-
-/// [`relayed`] for an async handler: `handler` runs (is first polled) after the first
-/// relay.
-pub async fn relayed_async<T>(
-    db: &(impl Database + ?Sized),
-    publisher: &impl Publisher,
-    handler: impl Future<Output = T>,
-) -> T {
-    relay_or_log(db, publisher);
-    let response = handler.await;
-    relay_or_log(db, publisher);
-    response
 }
 
 /// Where relayed events go.

@@ -127,6 +127,9 @@ pub fn text(value: impl Into<String>) -> Value {
     Value::Text(value.into())
 }
 
+mod schema;
+pub use schema::{Schema, migrate, schema_version, upgrade};
+
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -7,9 +7,11 @@
 //! `domain/` (what happens when an order expires: `domain/status.rs`), the endpoints in
 //! `routes/`, the consumed events in `messages.rs`, the SQL in `store.rs`.
 //!
-//! Every request and message first relays what the outbox still holds (events left by
-//! a crash or a Redis outage), then does its work, whose writes queue their events in
-//! the same transaction, then relays again.
+//! Every entry point runs through [`Service`]: open the `orders` database, do the work
+//! (whose writes queue their events in the same transaction), relay the outbox if that
+//! is owed (the work queued events, or some were left by a crash or a Redis outage).
+//! Messages and new orders also run the expiry backstop ([`messages::cancel_overdue`]);
+//! reads do not write.
 #![deny(missing_docs)]
 
 pub mod domain;
@@ -24,7 +26,7 @@ mod testing;
 use common::ApiError;
 use common::config::{Spin, jwt_secret};
 use common::http::not_found;
-use common::outbox::{RedisPublisher, relayed};
+use common::outbox::Relay;
 use common::session::now;
 use spin_sdk::http::{Params, Request, Response, Router};
 
@@ -40,17 +42,15 @@ async fn handle_orders(incoming: spin_sdk::http::IncomingRequest) -> Response {
     common::http::serve(incoming, router()).await
 }
 
-/// One Redis message: relay, handle, relay. Only store failures are errors; the host
-/// logs them (the chain is folded into the message, which is all it prints).
+/// One Redis message, after the expiry backstop. Only store failures are errors; the
+/// host logs them (the chain is folded into the message, which is all it prints).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
     common::error::fold_chain(|| {
-        let publisher = RedisPublisher::from_variables()?;
-        let store = SqliteOrders::open()?;
-        common::outbox::with_relay(store.db(), &publisher, || {
-            cancel_overdue_or_log(&store);
-            messages::handle(&store, &message, now())
+        Service::open()?.run(|deps| {
+            cancel_overdue_or_log(&deps.store);
+            messages::handle(&deps.store, &message, now())
         })
     })
 }
@@ -70,37 +70,52 @@ pub fn router() -> Router {
 fn create(req: Request, _: Params) -> Result<Response, ApiError> {
     // Read before anything else, so a bad value is a 500 naming the variable.
     let lock = LockWindow::from_source(&Spin)?;
-    serve(|deps| routes::create::handle(&req, deps, lock))
+    Service::open()?.run(|deps| {
+        // An overdue order still holding the ticket would refuse this one.
+        cancel_overdue_or_log(&deps.store);
+        routes::create::handle(&req, deps, lock)
+    })
 }
 
 fn list(req: Request, _: Params) -> Result<Response, ApiError> {
-    serve(|deps| routes::list::handle(&req, deps))
+    Service::open()?.run(|deps| routes::list::handle(&req, deps))
 }
 
 fn show(req: Request, params: Params) -> Result<Response, ApiError> {
     let id = params.get("id").unwrap_or_default();
-    serve(|deps| routes::show::handle(&req, id, deps))
+    Service::open()?.run(|deps| routes::show::handle(&req, id, deps))
 }
 
 fn cancel(req: Request, params: Params) -> Result<Response, ApiError> {
     let id = params.get("id").unwrap_or_default();
-    serve(|deps| routes::cancel::handle(&req, id, deps))
+    Service::open()?.run(|deps| routes::cancel::handle(&req, id, deps))
 }
 
-/// Runs `handler` with its dependencies, relaying the outbox before and after.
-fn serve(
-    handler: impl FnOnce(&Deps<SqliteOrders>) -> Result<Response, ApiError>,
-) -> Result<Response, ApiError> {
-    let publisher = RedisPublisher::from_variables()?;
-    let deps = Deps {
-        store: SqliteOrders::open()?,
-        jwt_secret: jwt_secret(&Spin)?,
-        now: now(),
-    };
-    relayed(deps.store.db(), &publisher, || {
-        cancel_overdue_or_log(&deps.store);
-        handler(&deps)
-    })
+/// One request or message: what its handler works with, and what it owes the outbox.
+struct Service {
+    deps: Deps<SqliteOrders>,
+    relay: Relay,
+}
+
+impl Service {
+    /// Opens the `orders` database (schema version and outbox backlog in one query) and
+    /// reads the session secret (`jwt_secret`).
+    fn open() -> anyhow::Result<Self> {
+        let (store, relay) = SqliteOrders::open()?;
+        let deps = Deps {
+            store,
+            jwt_secret: jwt_secret(&Spin)?,
+            now: now(),
+        };
+        Ok(Self { deps, relay })
+    }
+
+    /// Runs `work`, then relays the outbox to Redis (`redis_address`) if that is owed.
+    fn run<T>(self, work: impl FnOnce(&Deps<SqliteOrders>) -> T) -> T {
+        let outcome = work(&self.deps);
+        self.relay.finish(self.deps.store.db());
+        outcome
+    }
 }
 
 /// The expiry backstop ([`messages::cancel_overdue`]); its failure must not fail the

@@ -70,13 +70,14 @@ pub fn handle(store: &impl OrderStore, payload: &[u8], now: u64) -> anyhow::Resu
 /// itself. The expiration service normally does it at the deadline; this backstop covers
 /// a deadline whose expiry was lost (e.g. its Redis notification fired while the whole
 /// app was down). Long enough that a merely late expiration service (Redis paused for a
-/// few seconds) does not send every orders replica, on every request, racing to cancel
+/// few seconds) does not send every orders replica, on every message, racing to cancel
 /// the same orders: in the chaos run (RELIABILITY.md) that race, at 2 s, starved sqlite
 /// writers past their busy timeout.
 pub const OVERDUE_GRACE_SECONDS: u64 = 10;
 
 /// Cancels (as if `expiration:complete` had arrived) orders overdue by more than the grace
-/// period; called on every request and message orders handles. Returns how many changed.
+/// period; called on every message orders handles and before every new order (reads
+/// stay read-only). Returns how many changed.
 pub fn cancel_overdue(store: &impl OrderStore, now: u64) -> anyhow::Result<usize> {
     let cutoff = now.saturating_sub(OVERDUE_GRACE_SECONDS);
     let mut cancelled = 0;

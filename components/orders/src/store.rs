@@ -8,9 +8,9 @@
 //! transaction and is relayed to Redis after the commit.
 
 use anyhow::Context;
-use common::outbox;
+use common::outbox::{self, Relay};
 use common::sqlite::{
-    self, Connection, Database, Row, Value, get_opt_text, get_text, get_u64, integer, text,
+    self, Connection, Database, Row, Schema, Value, get_opt_text, get_text, get_u64, integer, text,
 };
 
 use crate::domain::{
@@ -24,13 +24,16 @@ pub const DATABASE: &str = "orders";
 /// The `source` of the events this service publishes.
 pub const EVENT_SOURCE: &str = "/tessera/orders";
 
-/// The schema, one statement each (hosts run a single statement per call).
+/// The tables ([`sqlite::Schema`]: applied once per database).
 ///
 /// `orders_one_holder_per_ticket` is what makes reserving atomic: at most one order in
 /// a status that holds its ticket (`created`, `complete`; see
 /// [`crate::domain::Lifecycle::holds_ticket`]) per ticket, however many instances
 /// insert at once.
-const SCHEMA: &[&str] = &[
+pub const SCHEMA: Schema = Schema { migrations: &[V1] };
+
+/// The first schema, one statement per entry (hosts run a single statement per call).
+const V1: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS tickets (
         id TEXT PRIMARY KEY,
         title TEXT NOT NULL,
@@ -57,6 +60,8 @@ const SCHEMA: &[&str] = &[
         status TEXT NOT NULL CHECK (status IN ('paid', 'refunded')),
         stripe_id TEXT NOT NULL
     )",
+    outbox::SCHEMA,
+    outbox::META_SCHEMA,
 ];
 
 /// Order rows joined with their ticket's replica and their payment.
@@ -166,20 +171,18 @@ pub struct SqliteOrders<D = Connection> {
 }
 
 impl SqliteOrders {
-    /// Opens the `orders` database (creating the tables on first use).
-    pub fn open() -> anyhow::Result<Self> {
-        Self::new(sqlite::open(DATABASE)?)
+    /// Opens the `orders` database, and what the entry point owes its outbox.
+    pub fn open() -> anyhow::Result<(Self, Relay)> {
+        let db = sqlite::open(DATABASE)?;
+        let relay = Relay::open(&db, &SCHEMA).context("Failed to open the orders database")?;
+        Ok((Self { db }, relay))
     }
 }
 
 impl<D: Database> SqliteOrders<D> {
     /// The store on `db`, creating the tables (and the outbox) if needed.
     pub fn new(db: D) -> anyhow::Result<Self> {
-        for statement in SCHEMA {
-            db.query(statement, &[])
-                .context("Failed to create the orders schema")?;
-        }
-        outbox::create_table(&db)?;
+        sqlite::migrate(&db, &SCHEMA).context("Failed to create the orders schema")?;
         Ok(Self { db })
     }
 

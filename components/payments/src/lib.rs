@@ -16,8 +16,9 @@
 //! `domain/refund.rs`), the SQL in `store.rs`, the refunds worker in `refunds.rs`, and
 //! Stripe (HTTP client, webhook signatures) in `stripe/`.
 //!
-//! Every request and message runs through [`Service::run`]: relay the outbox (events
-//! left by a Redis outage), do the work, make the refunds that are due, relay again.
+//! Every entry point runs through [`Service`]: open the `payments` database, do the
+//! work, make the refunds that are due, relay the outbox if that is owed (the work or
+//! a refund queued events, or some were left by a crash or a Redis outage).
 #![deny(missing_docs)]
 
 pub mod domain;
@@ -35,7 +36,7 @@ use std::future::Future;
 use common::ApiError;
 use common::config::{Source, Spin, jwt_secret};
 use common::http::not_found;
-use common::outbox::{DEFAULT_REDIS_ADDRESS, RedisPublisher, relay_or_log};
+use common::outbox::{DEFAULT_REDIS_ADDRESS, RedisPublisher, Relay};
 use common::sqlite::Connection;
 use common::time::now;
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -122,7 +123,7 @@ fn client_config(_: Request, _: Params) -> Result<Response, ApiError> {
 /// for the outbox and the refund wake-ups.
 struct Service {
     deps: Deps<Connection, StripeClient<SpinTransport>>,
-    publisher: RedisPublisher,
+    relay: Relay,
     redis_address: String,
 }
 
@@ -130,8 +131,9 @@ impl Service {
     fn open() -> anyhow::Result<Self> {
         let redis_address: String =
             common::config::variable_or("redis_address", DEFAULT_REDIS_ADDRESS.to_owned())?;
+        let (payments, relay) = Payments::open()?;
         let deps = Deps {
-            payments: Payments::open()?,
+            payments,
             stripe: StripeClient::new(stripe::Config::from_source(&Spin)?, SpinTransport),
             jwt_secret: jwt_secret(&Spin)?,
             now: now(),
@@ -139,20 +141,19 @@ impl Service {
         };
         Ok(Self {
             deps,
-            publisher: RedisPublisher::new(redis_address.clone()),
+            relay,
             redis_address,
         })
     }
 
-    /// Relays the outbox, runs `work`, makes the refunds that are due (the work may
-    /// have queued one), and relays again whatever the work answered. Relay and refund
+    /// Runs `work`, makes the refunds that are due (the work may have queued one), and
+    /// relays the outbox if that is owed, whatever the work answered. Relay and refund
     /// failures are logged: the work's outcome stands, and both are retried later.
     async fn run<T>(&self, work: impl Future<Output = T>) -> T {
-        let db = self.deps.payments.db();
-        relay_or_log(db, &self.publisher);
         let outcome = work.await;
         self.make_due_refunds().await;
-        relay_or_log(db, &self.publisher);
+        let publisher = RedisPublisher::new(self.redis_address.clone());
+        self.relay.finish_with(self.deps.payments.db(), &publisher);
         outcome
     }
 

@@ -9,9 +9,9 @@
 
 use anyhow::{Context, anyhow};
 use common::events::{Event, OrderStatus};
-use common::outbox;
+use common::outbox::{self, Relay};
 use common::sqlite::{
-    self, Connection, Database, Row, Value, get_text, get_u64, integer, text, transaction,
+    self, Connection, Database, Row, Schema, Value, get_text, get_u64, integer, text, transaction,
 };
 
 use crate::domain::{Change, Order, OrderId, Payment, RefundReason, Terms};
@@ -28,8 +28,11 @@ pub const SOURCE: &str = "/tessera/payments";
 /// instance died loses its claim early.
 pub const ATTEMPT_LEASE_SECONDS: u64 = 60;
 
-/// One statement per entry (hosts run a single statement per call).
-const SCHEMA: &[&str] = &[
+/// The tables ([`sqlite::Schema`]: applied once per database).
+pub const SCHEMA: Schema = Schema { migrations: &[V1] };
+
+/// The first schema, one statement per entry (hosts run a single statement per call).
+const V1: &[&str] = &[
     // Terms (user_id, price_cents, expires_at) are NULL until `order:created` arrives,
     // when a status event overtook it.
     "CREATE TABLE IF NOT EXISTS orders (
@@ -129,19 +132,18 @@ pub struct Payments<D> {
 }
 
 impl Payments<Connection> {
-    /// Opens the `payments` database.
-    pub fn open() -> anyhow::Result<Self> {
-        Self::new(sqlite::open(DATABASE)?)
+    /// Opens the `payments` database, and what the entry point owes its outbox.
+    pub fn open() -> anyhow::Result<(Self, Relay)> {
+        let db = sqlite::open(DATABASE)?;
+        let relay = Relay::open(&db, &SCHEMA).context("Failed to open the payments database")?;
+        Ok((Self { db }, relay))
     }
 }
 
 impl<D: Database> Payments<D> {
     /// The store on `db`, creating the tables on first use.
     pub fn new(db: D) -> anyhow::Result<Self> {
-        for statement in SCHEMA {
-            db.query(statement, &[])
-                .context("Failed to create the payments schema")?;
-        }
+        sqlite::migrate(&db, &SCHEMA).context("Failed to create the payments schema")?;
         Ok(Self { db })
     }
 

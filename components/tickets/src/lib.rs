@@ -5,10 +5,10 @@
 //! - HTTP (`/api/tickets/...`): reads the body with a size limit and routes;
 //! - Redis (`order:created`, `order:cancelled`): hands each message to [`messages`].
 //!
-//! Both build their dependencies from Spin variables and the `tickets` database, and
-//! relay the outbox first, so events left behind by a Redis outage go out with the next
-//! request or message. The logic lives in `routes/`, `messages.rs`, `domain/` and
-//! `store.rs`.
+//! Every entry point runs through [`Service`]: open the `tickets` database, do the
+//! work, relay the outbox if that is owed (the work queued events, or some were left
+//! by a crash or a Redis outage). The logic lives in `routes/`, `messages.rs`,
+//! `domain/` and `store.rs`.
 #![deny(missing_docs)]
 
 pub mod domain;
@@ -19,7 +19,7 @@ pub mod store;
 use common::ApiError;
 use common::config::{Spin, jwt_secret};
 use common::http::not_found;
-use common::outbox::RedisPublisher;
+use common::outbox::Relay;
 use common::sqlite::Connection;
 use common::time::now;
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -35,15 +35,15 @@ async fn handle_tickets(incoming: spin_sdk::http::IncomingRequest) -> Response {
     common::http::serve(incoming, router()).await
 }
 
-/// One message from a subscribed channel. The trigger does not say which channel: the
-/// envelope's `type` does.
+/// One message from a subscribed channel (the envelope's `type` says which). Only store
+/// failures are errors; the host logs them (the chain is folded into the message, which
+/// is all it prints).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    let deps = deps()?;
-    messages::handle(&message, &deps.tickets, deps.now)?;
-    deps.relay();
-    Ok(())
+    common::error::fold_chain(|| {
+        Service::open()?.run(|deps| messages::handle(&message, &deps.tickets, deps.now))
+    })
 }
 
 /// The tickets routes. Anything else, including a known path with another method, is
@@ -59,32 +59,48 @@ pub fn router() -> Router {
 }
 
 fn list(req: Request, _: Params) -> Result<Response, ApiError> {
-    routes::list::handle(&req, &deps()?)
+    Service::open()?.run(|deps| routes::list::handle(&req, deps))
 }
 
 fn create(req: Request, _: Params) -> Result<Response, ApiError> {
-    routes::create::handle(&req, &deps()?)
+    Service::open()?.run(|deps| routes::create::handle(&req, deps))
 }
 
 fn show(_: Request, params: Params) -> Result<Response, ApiError> {
-    routes::show::handle(params.get("id").unwrap_or_default(), &deps()?)
+    let id = params.get("id").unwrap_or_default();
+    Service::open()?.run(|deps| routes::show::handle(id, deps))
 }
 
 fn update(req: Request, params: Params) -> Result<Response, ApiError> {
-    routes::update::handle(&req, params.get("id").unwrap_or_default(), &deps()?)
+    let id = params.get("id").unwrap_or_default();
+    Service::open()?.run(|deps| routes::update::handle(&req, id, deps))
 }
 
-/// The database, Redis (variable `redis_address`) and session secret (`jwt_secret`),
-/// after relaying whatever the outbox still holds.
-fn deps() -> anyhow::Result<Deps<Connection, RedisPublisher>> {
-    let deps = Deps {
-        tickets: Tickets::open()?,
-        publisher: RedisPublisher::from_variables()?,
-        jwt_secret: jwt_secret(&Spin)?,
-        now: now(),
-    };
-    deps.relay();
-    Ok(deps)
+/// One request or message: what its handler works with, and what it owes the outbox.
+struct Service {
+    deps: Deps<Connection>,
+    relay: Relay,
+}
+
+impl Service {
+    /// Opens the `tickets` database (schema version and outbox backlog in one query) and
+    /// reads the session secret (`jwt_secret`).
+    fn open() -> anyhow::Result<Self> {
+        let (tickets, relay) = Tickets::open()?;
+        let deps = Deps {
+            tickets,
+            jwt_secret: jwt_secret(&Spin)?,
+            now: now(),
+        };
+        Ok(Self { deps, relay })
+    }
+
+    /// Runs `work`, then relays the outbox to Redis (`redis_address`) if that is owed.
+    fn run<T>(self, work: impl FnOnce(&Deps<Connection>) -> T) -> T {
+        let outcome = work(&self.deps);
+        self.relay.finish(self.deps.tickets.db());
+        outcome
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@
 use std::fmt;
 
 use anyhow::{Context, anyhow, bail};
-use common::outbox;
+use common::outbox::{self, Relay};
 use common::sqlite::{
-    self, Connection, Database, Row, Value, get_opt_text, get_text, get_u64, integer, text,
+    self, Connection, Database, Row, Schema, Value, get_opt_text, get_text, get_u64, integer, text,
     transaction,
 };
 
@@ -24,8 +24,11 @@ pub const DATABASE: &str = "tickets";
 /// The `source` of the events this service publishes.
 pub const SOURCE: &str = "/tessera/tickets";
 
-/// One statement per entry (hosts run a single statement per call).
-const SCHEMA: &[&str] = &[
+/// The tables ([`sqlite::Schema`]: applied once per database).
+pub const SCHEMA: Schema = Schema { migrations: &[V1] };
+
+/// The first schema, one statement per entry (hosts run a single statement per call).
+const V1: &[&str] = &[
     // `seq` orders listings newest first and is what a page cursor points at.
     "CREATE TABLE IF NOT EXISTS tickets (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -108,19 +111,18 @@ pub struct Tickets<D> {
 }
 
 impl Tickets<Connection> {
-    /// Opens the `tickets` database.
-    pub fn open() -> anyhow::Result<Self> {
-        Self::new(sqlite::open(DATABASE)?)
+    /// Opens the `tickets` database, and what the entry point owes its outbox.
+    pub fn open() -> anyhow::Result<(Self, Relay)> {
+        let db = sqlite::open(DATABASE)?;
+        let relay = Relay::open(&db, &SCHEMA).context("Failed to open the tickets database")?;
+        Ok((Self { db }, relay))
     }
 }
 
 impl<D: Database> Tickets<D> {
     /// The tickets in `db`, creating the tables on first use.
     pub fn new(db: D) -> anyhow::Result<Self> {
-        for statement in SCHEMA {
-            db.query(statement, &[])
-                .context("Failed to create the tickets schema")?;
-        }
+        sqlite::migrate(&db, &SCHEMA).context("Failed to create the tickets schema")?;
         Ok(Self { db })
     }
 

@@ -7,11 +7,14 @@ use crate::sqlite::transaction;
 const NOW: u64 = 1_795_514_580;
 const SOURCE: &str = "/tessera/test";
 
+/// A service's schema with the outbox in its first migration, as every publisher has.
+const TABLES: Schema = Schema {
+    migrations: &[&[SCHEMA, META_SCHEMA]],
+};
+
 fn db() -> MemoryDb {
     let db = MemoryDb::new();
-    create_table(&db).unwrap();
-    // Creating it again is harmless (every instance does it on open).
-    create_table(&db).unwrap();
+    sqlite::migrate(&db, &TABLES).unwrap();
     db
 }
 
@@ -225,53 +228,66 @@ fn an_unreadable_outbox_is_an_error() {
 }
 
 #[test]
-fn with_relay_relays_before_and_after_a_handled_message() {
+fn opening_a_new_database_creates_the_outbox() {
+    let db = MemoryDb::new();
+    let relay = Relay::open(&db, &TABLES).unwrap();
+    assert!(!relay.is_due());
+    assert_eq!(sqlite::schema_version(&db).unwrap(), 1);
+    assert_eq!(pending(&db).unwrap(), vec![]);
+}
+
+#[test]
+fn a_read_of_a_quiet_service_costs_one_statement_and_no_relay() {
     let db = db();
     let publisher = MemoryPublisher::default();
-    enqueue_committed(&db, &[expired("left-behind")]);
-    let value = with_relay(&db, &publisher, || {
-        assert_eq!(orders(&publisher), ["left-behind"]);
-        enqueue_committed(&db, &[expired("new")]);
-        Ok(7)
-    })
-    .unwrap();
-    assert_eq!(value, 7);
-    assert_eq!(orders(&publisher), ["left-behind", "new"]);
+    let before = db.statements_run();
+    let relay = Relay::open(&db, &TABLES).unwrap();
+    assert!(!relay.is_due());
+    relay.finish_with(&db, &publisher);
+    assert_eq!(
+        db.statements_run() - before,
+        1,
+        "the schema and backlog check"
+    );
+    assert!(publisher.published().is_empty());
+}
+
+#[test]
+fn work_that_queues_an_event_relays_it_after_whatever_it_answered() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    let relay = Relay::open(&db, &TABLES).unwrap();
+    enqueue_committed(&db, &[expired("new")]);
+    assert!(relay.is_due());
+    relay.finish_with(&db, &publisher);
+    assert_eq!(orders(&publisher), ["new"]);
     assert!(pending(&db).unwrap().is_empty());
 }
 
 #[test]
-fn with_relay_returns_a_failed_message_without_relaying_again() {
+fn a_backlog_found_at_open_is_relayed_after_a_read() {
     let db = db();
     let publisher = MemoryPublisher::default();
-    let err = with_relay(&db, &publisher, || -> anyhow::Result<()> {
-        enqueue_committed(&db, &[expired("queued")]);
-        Err(anyhow!("store down"))
-    })
-    .unwrap_err();
-    assert_eq!(err.to_string(), "store down");
-    assert!(publisher.published().is_empty());
-    assert_eq!(pending(&db).unwrap().len(), 1);
+    publisher.go_down();
+    enqueue_committed(&db, &[expired("left-behind")]);
+    Relay::open(&db, &TABLES)
+        .unwrap()
+        .finish_with(&db, &publisher);
+    assert_eq!(pending(&db).unwrap().len(), 1, "Redis down: still queued");
+
+    publisher.come_back();
+    let relay = Relay::open(&db, &TABLES).unwrap();
+    assert!(relay.is_due(), "the backlog makes even a read relay");
+    relay.finish_with(&db, &publisher);
+    assert_eq!(orders(&publisher), ["left-behind"]);
 }
 
 #[test]
-fn relayed_relays_after_any_answer() {
+fn rows_claimed_by_a_live_relay_are_not_a_backlog() {
     let db = db();
-    let publisher = MemoryPublisher::default();
-    enqueue_committed(&db, &[expired("left-behind")]);
-    let answer: Result<(), &str> = relayed(&db, &publisher, || {
-        enqueue_committed(&db, &[expired("new")]);
-        Err("refused")
-    });
-    assert_eq!(answer, Err("refused"));
-    assert_eq!(orders(&publisher), ["left-behind", "new"]);
-
-    let answer = futures::executor::block_on(relayed_async(&db, &publisher, async {
-        enqueue_committed(&db, &[expired("async")]);
-        1
-    }));
-    assert_eq!(answer, 1);
-    assert_eq!(orders(&publisher), ["left-behind", "new", "async"]);
+    enqueue_committed(&db, &[expired("o1")]);
+    claim(&db, now()).unwrap();
+    assert!(!Relay::open(&db, &TABLES).unwrap().is_due());
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! [`MemoryDb`]: an in-memory sqlite that behaves like the host's, for native tests.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
@@ -12,6 +12,7 @@ use super::{Database, Error, QueryResult, RowResult, Value};
 pub struct MemoryDb {
     conn: rusqlite::Connection,
     fail_on: RefCell<Option<String>>,
+    statements: Cell<u64>,
 }
 
 impl MemoryDb {
@@ -21,7 +22,13 @@ impl MemoryDb {
         Self {
             conn,
             fail_on: RefCell::new(None),
+            statements: Cell::new(0),
         }
+    }
+
+    /// How many statements were run so far (what a request costs in host calls).
+    pub fn statements_run(&self) -> u64 {
+        self.statements.get()
     }
 
     /// From now on, statements containing `needle` fail with an I/O error (fault injection).
@@ -43,6 +50,7 @@ impl Default for MemoryDb {
 
 impl Database for MemoryDb {
     fn execute(&self, statement: &str, params: &[Value]) -> Result<QueryResult, Error> {
+        self.statements.set(self.statements.get() + 1);
         if let Some(needle) = self.fail_on.borrow().as_deref()
             && statement.contains(needle)
         {

@@ -280,7 +280,9 @@ fn a_database_from_before_customers_gets_the_table() {
     let db = common::sqlite::testing::MemoryDb::new();
     let store = Payments::new(&db).unwrap();
     store.remember_intent(&order(), "pi_1", NOW).unwrap();
+    // A database from before customers (and before schema versions: user_version 0).
     db.query("DROP TABLE customers", &[]).unwrap();
+    db.query("PRAGMA user_version = 0", &[]).unwrap();
 
     let reopened = Payments::new(&db).unwrap();
     assert_eq!(reopened.customer_of(&order()).unwrap(), None);

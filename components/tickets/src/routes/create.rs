@@ -2,7 +2,6 @@
 //! `ticket:created`.
 
 use common::ApiError;
-use common::outbox::Publisher;
 use common::sqlite::Database;
 use spin_sdk::http::{Request, Response};
 
@@ -10,15 +9,11 @@ use super::{Deps, parse_input, ticket_response};
 use crate::domain::Ticket;
 
 /// Lists a new ticket for the signed-in user.
-pub fn handle(
-    req: &Request,
-    deps: &Deps<impl Database, impl Publisher>,
-) -> Result<Response, ApiError> {
+pub fn handle(req: &Request, deps: &Deps<impl Database>) -> Result<Response, ApiError> {
     let seller = deps.signed_in(req)?;
     let (title, price) = parse_input(req.body())?;
     let ticket = Ticket::new(uuid::Uuid::new_v4().to_string(), title, price, &seller.id);
     deps.tickets.insert(&ticket, deps.now)?;
-    deps.relay();
     Ok(ticket_response(201, &ticket))
 }
 
@@ -50,7 +45,7 @@ mod tests {
 
         assert_eq!(deps.tickets.find(&id).unwrap().unwrap().price.cents(), 1099);
         assert_eq!(
-            deps.publisher.events(),
+            pending(deps.tickets.db()).unwrap(),
             vec![Event::TicketCreated(TicketCreated {
                 id,
                 version: 0,
@@ -59,7 +54,6 @@ mod tests {
                 user_id: USER.into(),
             })]
         );
-        assert_eq!(pending(deps.tickets.db()).unwrap(), vec![]);
     }
 
     #[test]
@@ -158,20 +152,6 @@ mod tests {
     }
 
     #[test]
-    fn a_redis_outage_keeps_the_event_for_later() {
-        let deps = deps();
-        deps.publisher.go_down();
-        let response = handle(&post(json!({"title": "T", "price": 1}), Some(USER)), &deps);
-        assert_eq!(*response.unwrap().status(), 201);
-        assert_eq!(pending(deps.tickets.db()).unwrap().len(), 1);
-
-        deps.publisher.come_back();
-        deps.relay();
-        assert_eq!(deps.publisher.events().len(), 1);
-        assert_eq!(pending(deps.tickets.db()).unwrap(), vec![]);
-    }
-
-    #[test]
     fn store_failures_are_500s_without_details() {
         let deps = deps();
         deps.tickets
@@ -182,6 +162,6 @@ mod tests {
             500,
             json!([{"message": "Something went wrong"}]),
         );
-        assert_eq!(deps.publisher.events(), vec![]);
+        assert_eq!(pending(deps.tickets.db()).unwrap(), vec![]);
     }
 }

@@ -5,7 +5,6 @@
 //! the opaque cursor of the next page in the `x-next-cursor` header. An empty parameter
 //! counts as absent; any other bad value is a 400 naming the parameter.
 
-use common::outbox::Publisher;
 use common::sqlite::Database;
 use common::{ApiError, FieldError, json};
 use spin_sdk::http::{Request, Response};
@@ -24,10 +23,7 @@ const LIMIT_MESSAGE: &str = "Limit must be a whole number between 1 and 100";
 const CURSOR_MESSAGE: &str = "Cursor is invalid";
 
 /// One page of available tickets.
-pub fn handle(
-    req: &Request,
-    deps: &Deps<impl Database, impl Publisher>,
-) -> Result<Response, ApiError> {
+pub fn handle(req: &Request, deps: &Deps<impl Database>) -> Result<Response, ApiError> {
     let (limit, cursor) = parse_query(req.query())?;
     let page = deps.tickets.available(limit, cursor)?;
     let body: Vec<TicketBody<'_>> = page.tickets.iter().map(TicketBody::from).collect();

@@ -1,6 +1,7 @@
 //! One module per endpoint. Handlers take their dependencies as arguments, so the
 //! whole request → domain → store → response path is tested natively (against an
-//! in-memory sqlite and publisher).
+//! in-memory sqlite). Events are checked in the outbox, where handlers queue them;
+//! relaying them is the glue's job (`lib.rs`).
 
 pub mod create;
 pub mod list;
@@ -11,7 +12,6 @@ pub mod update;
 mod testing;
 
 use common::http::cookie_header;
-use common::outbox::{self, Publisher};
 use common::session::{Claims, current_user_at};
 use common::sqlite::Database;
 use common::{ApiError, FieldError, json};
@@ -24,25 +24,16 @@ use crate::domain::{Dollars, PriceCents, Ticket, Title};
 use crate::store::Tickets;
 
 /// What every handler needs besides the request.
-pub struct Deps<D, P> {
+pub struct Deps<D> {
     /// The tickets database.
     pub tickets: Tickets<D>,
-    /// Where the outbox is relayed to.
-    pub publisher: P,
     /// Verifies session cookies.
     pub jwt_secret: String,
     /// Current Unix time in seconds.
     pub now: u64,
 }
 
-impl<D: Database, P: Publisher> Deps<D, P> {
-    /// Publishes pending events (after a commit that enqueued, and before handling
-    /// anything, to drain what an earlier Redis outage left). Never fails the request:
-    /// the change is committed, and unpublished events wait for the next relay.
-    pub fn relay(&self) {
-        outbox::relay_or_log(self.tickets.db(), &self.publisher);
-    }
-
+impl<D: Database> Deps<D> {
     /// The signed-in user, or 401.
     fn signed_in(&self, req: &spin_sdk::http::Request) -> Result<Claims, ApiError> {
         current_user_at(cookie_header(req), &self.jwt_secret, self.now)

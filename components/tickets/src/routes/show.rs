@@ -2,14 +2,13 @@
 //! order holds it), or 404 for an unknown or malformed id.
 
 use common::ApiError;
-use common::outbox::Publisher;
 use common::sqlite::Database;
 use spin_sdk::http::Response;
 
 use super::{Deps, is_ticket_id, ticket_response};
 
 /// Shows one ticket.
-pub fn handle(id: &str, deps: &Deps<impl Database, impl Publisher>) -> Result<Response, ApiError> {
+pub fn handle(id: &str, deps: &Deps<impl Database>) -> Result<Response, ApiError> {
     if !is_ticket_id(id) {
         return Err(ApiError::NotFound);
     }

@@ -1,6 +1,5 @@
 //! Test doubles and helpers for the route tests.
 
-use common::outbox::testing::MemoryPublisher;
 use common::session::SessionUser;
 use common::sqlite::testing::MemoryDb;
 /// Status, JSON content type and `errors` array of an error response.
@@ -19,12 +18,11 @@ pub const USER: &str = "user-1";
 pub const OTHER: &str = "user-2";
 pub const ORDER: &str = "9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5";
 
-pub type TestDeps = Deps<MemoryDb, MemoryPublisher>;
+pub type TestDeps = Deps<MemoryDb>;
 
 pub fn deps() -> TestDeps {
     Deps {
         tickets: Tickets::new(MemoryDb::new()).unwrap(),
-        publisher: MemoryPublisher::default(),
         jwt_secret: SECRET.to_owned(),
         now: NOW,
     }
