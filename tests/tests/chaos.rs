@@ -73,7 +73,9 @@ async fn the_marketplace_keeps_its_invariants_through_crashes_and_outages() {
         stripe_base_url: topology.stripe_base_url(),
         stripe_secret_key: tessera_blackbox::stripe::SECRET_KEY.to_owned(),
     };
-    let events = EventLog::start(&topology.redis_address(), CHANNELS);
+    // The checker needs CHANNELS; the rest give each violation its timeline.
+    let watched: Vec<&str> = CHANNELS.iter().chain(TRACED).copied().collect();
+    let events = EventLog::start(&topology.redis_address(), &watched);
     let faults = Arc::new(FaultLog::new());
     let stop = Arc::new(AtomicBool::new(false));
     // Faults from 5 s in until 15 s before the end, so the last ones heal while the
@@ -120,7 +122,7 @@ async fn the_marketplace_keeps_its_invariants_through_crashes_and_outages() {
     print!("{requests}");
     print!("{report}");
 
-    print_duplicate_expiries(&report, &events, &faults, started);
+    print_timelines(&report, &events, &faults, started);
     assert!(report.passed(), "invariants violated:\n{report}");
     assert!(
         requests.unexplained.is_empty(),
@@ -138,19 +140,48 @@ async fn the_marketplace_keeps_its_invariants_through_crashes_and_outages() {
     assert!(report.counts.journeys_completed > 0);
 }
 
-/// For each order that expired twice: both events (when, envelope id) and the faults
-/// around them, to tell a relay's republish (same id) from two publishes.
-fn print_duplicate_expiries(
+/// The channels watched only to explain violations.
+const TRACED: &[&str] = &[
+    "ticket:created",
+    "ticket:updated",
+    "order:created",
+    "order:cancelled",
+    "order:completed",
+    "payment:created",
+    "payment:refunded",
+];
+
+/// For each id a violation names: every watched event that carries it (when, channel,
+/// envelope id, version) with the faults around it, then the run's faults; so a lost or
+/// doubled event can be told from a late one, and a relay's republish (same envelope
+/// id) from two publishes.
+fn print_timelines(
     report: &invariants::Report,
     events: &EventLog,
     faults: &FaultLog,
     started: Instant,
 ) {
-    let all = events.on("expiration:complete");
-    for violation in report.of(invariants::Rule::DuplicateExpiration) {
-        let order = &violation.ids[0];
-        for event in all.iter().filter(|e| e.data_str("order_id") == Some(order)) {
-            let at = event.at - started;
+    if report.passed() {
+        return;
+    }
+    let all: Vec<_> = CHANNELS
+        .iter()
+        .chain(TRACED)
+        .flat_map(|channel| events.on(channel))
+        .collect();
+    let mentions = |event: &tessera_blackbox::event_log::Event, id: &str| {
+        let data = &event.envelope["data"];
+        [&data["id"], &data["order_id"], &data["ticket"]["id"]]
+            .iter()
+            .any(|value| value.as_str() == Some(id))
+    };
+    let ids: std::collections::BTreeSet<&String> =
+        report.violations.iter().flat_map(|v| &v.ids).collect();
+    for id in ids {
+        println!("timeline of {id}:");
+        let mut seen: Vec<_> = all.iter().filter(|e| mentions(e, id)).collect();
+        seen.sort_by_key(|e| e.at);
+        for event in seen {
             let near: Vec<String> = faults
                 .faults()
                 .iter()
@@ -158,10 +189,23 @@ fn print_duplicate_expiries(
                 .map(|f| f.kind.label())
                 .collect();
             println!(
-                "duplicate expiry of {order}: at {at:.3?}, id {}, faults around: {near:?}",
-                event.envelope["id"]
+                "  {:>9.3?} {:<20} id {} version {} faults around: {near:?}",
+                event.at - started,
+                event.channel,
+                event.envelope["id"],
+                event.envelope["data"]["version"],
             );
         }
+    }
+    println!("faults:");
+    for fault in faults.faults() {
+        let end = fault.end.map(|end| format!("{:.3?}", end - started));
+        println!(
+            "  {:>9.3?} .. {:>9} {}",
+            fault.start - started,
+            end.unwrap_or_default(),
+            fault.kind.label()
+        );
     }
 }
 
