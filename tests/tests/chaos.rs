@@ -123,6 +123,9 @@ async fn the_marketplace_keeps_its_invariants_through_crashes_and_outages() {
     print!("{report}");
 
     print_timelines(&report, &events, &faults, started);
+    if !report.passed() {
+        print_outboxes(&target.state_dir);
+    }
     assert!(report.passed(), "invariants violated:\n{report}");
     assert!(
         requests.unexplained.is_empty(),
@@ -206,6 +209,34 @@ fn print_timelines(
             end.unwrap_or_default(),
             fault.kind.label()
         );
+    }
+}
+
+/// What each service's outbox still holds at the end: events stuck there (claimed or
+/// not) tell a relay that never ran from an event published and lost.
+fn print_outboxes(state_dir: &std::path::Path) {
+    for label in ["tickets", "orders", "payments"] {
+        let summary = invariants::snapshot::open(state_dir, label).and_then(|db| {
+            db.query_row(
+                "SELECT COUNT(*), COALESCE(MIN(claimed_until), 0), COALESCE(MAX(claimed_until), 0), \
+                 COALESCE(GROUP_CONCAT(channel || ' ' || json_extract(CAST(payload AS TEXT), '$.data.id'), ', '), '') \
+                 FROM outbox",
+                [],
+                |row| {
+                    Ok(format!(
+                        "{} rows, claimed_until {}..{}: {}",
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?
+                    ))
+                },
+            )
+        });
+        match summary {
+            Ok(summary) => println!("{label} outbox at the end: {summary}"),
+            Err(err) => println!("{label} outbox unreadable: {err}"),
+        }
     }
 }
 
