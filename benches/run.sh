@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The whole speed table in one run, each row beside the native baseline measured in the
+# same run (absolute numbers drift between runs and machines; ratios within a run do not).
+#   bash benches/run.sh        (after scripts/test.sh or scripts/dev.sh built everything)
+# Knobs: DURATION (wrk per row, 10s), TICKETS (200), ORDERS (20), ROUNDS (propagation, 200),
+# TESSERA_BIN (the host binary, default target/release/tessera), MANIFEST (the app's
+# spin.toml, default the repository's: point it at another build to compare the two).
+#
+# Rows: a native hyper hello (the baseline: no wasm at all); tessera serving the
+# conformance guest's /hello (spin-sdk 5.2, a fresh instance per request), with and without
+# the opt-in metrics listener; the marketplace's read endpoints (Rust, Python, TypeScript)
+# on an app seeded through its API; event propagation (ticket created → orderable, as a
+# client sees it); the app's RSS; and `tessera up` to its first answer, cold (empty
+# compile cache) and warm.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+TESSERA="${TESSERA_BIN:-$TARGET/release/tessera}"
+MANIFEST="${MANIFEST:-$ROOT/spin.toml}"
+DURATION="${DURATION:-10s}"
+TICKETS="${TICKETS:-200}"
+ORDERS="${ORDERS:-20}"
+ROUNDS="${ROUNDS:-200}"
+command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
+unset RUST_BACKTRACE # a captured backtrace per request would distort the numbers
+
+(cd "$ROOT" && cargo build --release -q -p tessera --example native_hello)
+(cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
+(cd "$ROOT" && cargo build --release -q -p tessera-blackbox --example event_propagation)
+
+STATE="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$STATE"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+# Starts a server in the background (not in a subshell, so its PID is recorded for
+# cleanup) and waits for its ready line; LAST_PID is its PID, `url NAME` its base URL.
+start() {
+  local name="$1"; shift
+  "$@" >"$STATE/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  for _ in $(seq 1 1200); do
+    grep -q "Serving HTTP on" "$STATE/$name.log" && return
+    sleep 0.05
+  done
+  cat "$STATE/$name.log" >&2; exit 1
+}
+url() { grep -m1 -o 'Serving HTTP on http://[0-9.:]*' "$STATE/$1.log" | grep -o 'http://.*'; }
+
+REDIS_PORT="$(free_port)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --notify-keyspace-events Ex >"$STATE/redis.log" 2>&1 &
+PIDS+=($!)
+APP_ENV=(SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$REDIS_PORT"
+  SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench
+  SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench
+  SPIN_VARIABLE_ARGON2_MEMORY_KIB=64 SPIN_VARIABLE_ARGON2_ITERATIONS=1)
+# `tessera up` of the whole app on STATE_DIR (data and compile cache under it).
+up_app() {
+  local name="$1" state_dir="$2"
+  start "$name" env "${APP_ENV[@]}" "$TESSERA" up \
+    -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
+    --listen 127.0.0.1:0 --state-dir "$state_dir"
+}
+
+# Sets ELAPSED_MS to the time from `tessera up` to the first answer of the Python component
+# (the slowest to instantiate; 401: nobody is signed in); the state dir, and so the compile
+# cache, is shared by calls.
+time_to_first_answer() {
+  local name="$1" started
+  started="$(now_ms)"
+  up_app "$name" "$STATE/startup"
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "$(url "$name")/api/activity")" = 401 ]; do
+    sleep 0.01
+  done
+  ELAPSED_MS=$(( $(now_ms) - started ))
+  kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
+}
+time_to_first_answer cold; COLD_MS="$ELAPSED_MS"
+time_to_first_answer warm; WARM_MS="$ELAPSED_MS"
+
+start native "$TARGET/release/examples/native_hello"
+NATIVE="$(url native)"
+HELLO_ARGS=(-f "$ROOT/host/tests/apps/conformance/spin.toml"
+  --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" --listen 127.0.0.1:0)
+start hello env SPIN_VARIABLE_SECRET_TOKEN=x "$TESSERA" up "${HELLO_ARGS[@]}" \
+  --state-dir "$STATE/hello"
+HELLO="$(url hello)"
+start hello_metrics env SPIN_VARIABLE_SECRET_TOKEN=x "$TESSERA" up "${HELLO_ARGS[@]}" \
+  --state-dir "$STATE/hello_metrics" --metrics 127.0.0.1:0
+HELLO_METRICS="$(url hello_metrics)"
+
+mkdir -p "$STATE/app"
+cp -r "$STATE/startup/cache" "$STATE/app/cache" # compiled above; the data starts empty
+up_app app "$STATE/app"
+APP_PID="$LAST_PID"
+APP="$(url app)"
+bash "$ROOT/benches/seed.sh" "$APP" "$STATE" "$TICKETS" "$ORDERS"
+SELLER="$(cat "$STATE/seller.session")"
+BUYER="$(cat "$STATE/buyer.session")"
+TICKET="$(cat "$STATE/ticket.id")"
+IDLE_RSS="$(rss_mib "$APP_PID")"
+
+# wrk → "name conns req/s p50 p99" on one line (latencies as wrk prints them).
+measure() {
+  local name="$1" conns="$2" url="$3"; shift 3
+  local out; out="$(wrk -t"$(( conns < 2 ? 1 : 2 ))" -c"$conns" -d"$DURATION" --latency "$@" "$url")"
+  if grep -q "Non-2xx" <<<"$out"; then echo "$name: non-2xx responses" >&2; fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$conns" \
+    "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")"
+}
+ROWS="$STATE/rows.tsv"
+for conns in 1 32; do
+  measure "native hyper hello (baseline)" "$conns" "$NATIVE/"
+  measure "tessera: hello component" "$conns" "$HELLO/denied/hello"
+  measure "tessera: hello component, --metrics on" "$conns" "$HELLO_METRICS/denied/hello"
+  measure "GET /api/users/currentuser" "$conns" "$APP/api/users/currentuser" -H "Cookie: session=$SELLER"
+  measure "GET /api/tickets?limit=20" "$conns" "$APP/api/tickets?limit=20"
+  measure "GET /api/tickets/:id" "$conns" "$APP/api/tickets/$TICKET"
+  measure "GET /api/orders ($ORDERS orders)" "$conns" "$APP/api/orders" -H "Cookie: session=$BUYER"
+  measure "Python: GET /api/activity?limit=20" "$conns" "$APP/api/activity?limit=20" -H "Cookie: session=$BUYER"
+  measure "TypeScript: GET /api/search?q=concert" "$conns" "$APP/api/search?q=concert&limit=20"
+done >"$ROWS"
+LOADED_RSS="$(rss_mib "$APP_PID")"
+
+PROPAGATION="$(TESSERA_MANIFEST="$MANIFEST" TESSERA_BIN="$TESSERA" \
+  "$TARGET/release/examples/event_propagation" "$ROUNDS" | grep -o 'p50 .*')"
+
+echo "| scenario | connections | requests/s | vs native | vs hello | p50 | p99 |"
+echo "|---|---|---|---|---|---|---|"
+python3 - "$ROWS" <<'EOF'
+import sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+base = {c: float(r) for n, c, r, *_ in rows if n.startswith("native")}
+hello = {c: float(r) for n, c, r, *_ in rows if n == "tessera: hello component"}
+for name, conns, rps, p50, p99 in rows:
+    rate = float(rps)
+    print(f"| {name} | {conns} | {rate:,.0f} | {100 * rate / base[conns]:.1f} % "
+          f"| {100 * rate / hello[conns]:.0f} % | {p50} | {p99} |")
+EOF
+echo
+echo "| also measured | |"
+echo "|---|---|"
+echo "| event propagation, ticket created → orderable ($ROUNDS rounds) | $PROPAGATION |"
+echo "| tessera up RSS, whole app idle after seeding | $IDLE_RSS MiB |"
+echo "| tessera up RSS, whole app after the load | $LOADED_RSS MiB |"
+echo "| tessera up → first answer, cold compile cache | $COLD_MS ms |"
+echo "| tessera up → first answer, warm compile cache | $WARM_MS ms |"
