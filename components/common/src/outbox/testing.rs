@@ -15,6 +15,10 @@ pub struct MemoryPublisher {
     down: Cell<bool>,
     fail_after: Cell<Option<usize>>,
     redis_run: RefCell<Option<super::RedisRun>>,
+    /// The run the last `redis_run` answered: publishes go only to it, as Redis's do.
+    checked_run: RefCell<Option<String>>,
+    /// A restart that happens just before the next publish.
+    restart_before_publish: RefCell<Option<super::RedisRun>>,
 }
 
 impl MemoryPublisher {
@@ -60,6 +64,14 @@ impl MemoryPublisher {
         }));
     }
 
+    /// Redis restarts (as run `id`) between the caller's check and its next publish.
+    pub fn restart_before_next_publish(&self, id: &str) {
+        self.restart_before_publish.replace(Some(super::RedisRun {
+            id: id.to_owned(),
+            uptime_seconds: 0,
+        }));
+    }
+
     /// The next `successes` publishes work, then it goes down.
     pub fn fail_after(&self, successes: usize) {
         self.fail_after.set(Some(successes));
@@ -76,6 +88,14 @@ impl Publisher for MemoryPublisher {
         if self.down.get() {
             bail!("connection refused (Redis is down)");
         }
+        if let Some(restarted) = self.restart_before_publish.take() {
+            self.redis_run.replace(Some(restarted));
+        }
+        let current = self.redis_run.borrow().as_ref().map(|run| run.id.clone());
+        let checked = self.checked_run.borrow().clone();
+        if checked.is_some() && checked != current {
+            return Err(super::restarted_since_checked());
+        }
         self.published
             .borrow_mut()
             .push((channel.to_owned(), payload.to_vec()));
@@ -83,7 +103,10 @@ impl Publisher for MemoryPublisher {
     }
 
     fn redis_run(&self) -> anyhow::Result<Option<super::RedisRun>> {
-        Ok(self.redis_run.borrow().clone())
+        let run = self.redis_run.borrow().clone();
+        self.checked_run
+            .replace(run.as_ref().map(|run| run.id.clone()));
+        Ok(run)
     }
 }
 

@@ -332,3 +332,32 @@ fn events_wait_while_a_restarted_redis_is_young_and_go_out_after() {
     enqueue_committed(&db, &[expired("o3")]);
     assert_eq!(relay(&db, &publisher).unwrap(), 1, "same run: no wait");
 }
+
+#[test]
+fn a_restart_between_the_check_and_the_publish_publishes_nothing() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    publisher.set_redis_run("first", 100);
+    enqueue_committed(&db, &[expired("o1")]);
+    assert_eq!(relay(&db, &publisher).unwrap(), 1);
+
+    // The relay checks "first", then Redis restarts before its publish lands (a dropped
+    // connection is retried on the new server): the new run's subscribers are not back.
+    enqueue_committed(&db, &[expired("o2"), expired("o3")]);
+    publisher.restart_before_next_publish("second");
+    let err = relay(&db, &publisher).unwrap_err();
+    assert!(format!("{err:#}").contains("restarted since"), "{err:#}");
+    assert_eq!(orders(&publisher), ["o1"]);
+    assert_eq!(
+        pending(&db).unwrap().len(),
+        2,
+        "both wait, released for the next relay"
+    );
+
+    // The next relay sees the young run and holds; once settled, both go out in order.
+    let err = relay(&db, &publisher).unwrap_err();
+    assert!(format!("{err:#}").contains("restarted 0 s ago"), "{err:#}");
+    publisher.set_redis_run("second", REDIS_SETTLE_SECONDS);
+    assert_eq!(relay(&db, &publisher).unwrap(), 2);
+    assert_eq!(orders(&publisher), ["o1", "o2", "o3"]);
+}
