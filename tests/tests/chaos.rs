@@ -4,6 +4,9 @@
 //! Stripe fail. Afterwards every invariant must hold, and every failed request must be
 //! explained by a fault that was going on when it was made.
 //!
+//! Part of `cargo test` (about 3.5 minutes); RELIABILITY.md has every run and what each
+//! found.
+//!
 //! ```sh
 //! cargo test --release -p tessera-blackbox --test chaos -- --nocapture
 //! CHAOS_SECONDS=600 CHAOS_BUYERS=20 cargo test --release -p tessera-blackbox --test chaos -- --nocapture
@@ -40,10 +43,6 @@ fn knob(name: &str, default: u64) -> u64 {
     }
 }
 
-// Not yet part of `cargo test`: the last runs passed, but each earlier one found one more
-// bug, and it has not yet passed often enough to gate CI. RELIABILITY.md has every run,
-// what it found and what is open (issue #13). Run it with `--ignored`.
-#[ignore = "not yet shown to pass every time: see RELIABILITY.md, \"What is still open\""]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_marketplace_keeps_its_invariants_through_crashes_and_outages() {
     let seconds = knob("CHAOS_SECONDS", 180);
