@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the already built marketplace: `tessera up` on $TESSERA_LISTEN (127.0.0.1:3000).
+# Runs the already built marketplace: `tessera up` (or $TESSERA_COMMAND, e.g. `watch`) on
+# $TESSERA_LISTEN (127.0.0.1:3000).
 # Without a Stripe key in the environment it also runs localstripe (a fake Stripe) on
 # 127.0.0.1:$LOCALSTRIPE_PORT (8420) and registers the app's webhook with it; to use a real
 # Stripe test account instead, export SPIN_VARIABLE_STRIPE_SECRET_KEY,
@@ -41,7 +42,7 @@ if [ -z "${SPIN_VARIABLE_STRIPE_SECRET_KEY:-}" ]; then
 fi
 
 cd "$ROOT"
-"$CARGO_TARGET_DIR/release/tessera" up -f spin.toml --runtime-config-file runtime-config.toml \
+"$CARGO_TARGET_DIR/release/tessera" "${TESSERA_COMMAND:-up}" -f spin.toml --runtime-config-file runtime-config.toml \
   --listen "$LISTEN" --state-dir "$STATE_DIR" "$@" &
 TESSERA=$!
 PIDS+=($TESSERA)

@@ -88,7 +88,9 @@ impl App {
     }
 }
 
-fn resolve_component(
+/// Resolves one locked component (`tessera watch` resolves a reloaded one on its own);
+/// `file` names the app in errors.
+pub fn resolve_component(
     c: &LockedComponent,
     file: &str,
     vars: &Resolved,

@@ -3,7 +3,8 @@
 //! The pipeline: `manifest` (the file) or `registry` (an OCI artifact) → `locked` (Spin's
 //! locked app) → `app` (validated, resolved) → `runtime`
 //! (engine, compiled components) → `triggers` (HTTP, Redis) that instantiate a fresh
-//! component per request or message, with the host `capabilities` linked in.
+//! component per request or message, with the host `capabilities` linked in. `watch`
+//! rebuilds and reloads components of a running app as their files change.
 
 pub mod allowed_hosts;
 pub mod app;
@@ -24,3 +25,4 @@ pub mod state;
 pub mod telemetry;
 pub mod triggers;
 pub mod variables;
+pub mod watch;

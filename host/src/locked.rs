@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 mod manifest;
 mod select;
-pub use manifest::from_manifest;
+pub use manifest::{StagedFiles, component_from_manifest, from_manifest};
 
 /// Content type of every component source (Spin's only one).
 pub const WASM_CONTENT_TYPE: &str = "application/wasm";

@@ -16,7 +16,8 @@ use crate::capabilities::outbound_http::OutboundHttp;
 use crate::capabilities::{key_value, redis, sqlite};
 use crate::guest_output::GuestOutput;
 
-/// Everything about a component that all its instances share, built once at startup.
+/// Everything about a component that all its instances share, built once per version
+/// (at startup, and on each reload by `tessera watch`).
 pub struct ComponentContext {
     pub spec: ComponentSpec,
     pub sqlite: sqlite::ComponentDatabases,
@@ -28,6 +29,10 @@ pub struct ComponentContext {
     /// The guest's stdout and stderr, prefixed with the component id.
     pub stdout: GuestOutput,
     pub stderr: GuestOutput,
+    /// The copies of `files` this version mounts, when `tessera watch` staged them for it
+    /// alone: kept until the last instance using them is gone (an instance still running
+    /// on the previous version reads the previous files), then removed.
+    pub staged_files: Option<crate::locked::StagedFiles>,
 }
 
 pub struct HostState {

@@ -1,15 +1,15 @@
 //! `tessera build`: run each component's build command, like `spin build`.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 
 use crate::commands::ManifestArg;
-use crate::manifest;
+use crate::manifest::{self, BuildConfig, ComponentId};
 
 #[derive(Debug, Args)]
 pub struct BuildCommand {
@@ -44,27 +44,11 @@ impl BuildCommand {
                 eprintln!("[{id}] no build command; skipping");
                 continue;
             };
-            let workdir = match &build.workdir {
-                Some(dir) => app_dir.join(dir),
-                None => app_dir.clone(),
-            };
-            let started = Instant::now();
-            for command in build.command.as_slice() {
-                eprintln!("[{id}] $ {command}");
-                let status = run_prefixed(id.as_str(), command, &workdir, &build.environment)
-                    .with_context(|| {
-                        format!(
-                            "component `{id}`: cannot run build command {command:?} in {}",
-                            workdir.display()
-                        )
-                    })?;
-                if !status.success() {
-                    eprintln!("[{id}] build command failed ({status})");
-                    let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
-                    return Ok(ExitCode::from(code));
-                }
+            let status = build_component(&app_dir, id, build)?;
+            if !status.success() {
+                let code = status.code().unwrap_or(1).clamp(1, 255) as u8;
+                return Ok(ExitCode::from(code));
             }
-            eprintln!("[{id}] built in {}", seconds(started.elapsed()));
             built += 1;
         }
         eprintln!(
@@ -76,6 +60,45 @@ impl BuildCommand {
     }
 }
 
+/// The directory a component's build commands run in, and its `watch` globs are
+/// relative to: `workdir` under the app directory, or the app directory itself.
+pub fn workdir(app_dir: &Path, build: &BuildConfig) -> PathBuf {
+    match &build.workdir {
+        Some(dir) => app_dir.join(dir),
+        None => app_dir.to_owned(),
+    }
+}
+
+/// Runs one component's build commands in order, their output prefixed with its id,
+/// stopping at the first that fails. Returns the failing command's status (or the last
+/// one's); an error means a command could not be started at all.
+pub fn build_component(
+    app_dir: &Path,
+    id: &ComponentId,
+    build: &BuildConfig,
+) -> anyhow::Result<ExitStatus> {
+    let workdir = workdir(app_dir, build);
+    let started = Instant::now();
+    let mut status = ExitStatus::default();
+    for command in build.command.as_slice() {
+        eprintln!("[{id}] $ {command}");
+        status = run_prefixed(id.as_str(), command, &workdir, &build.environment).with_context(
+            || {
+                format!(
+                    "component `{id}`: cannot run build command {command:?} in {}",
+                    workdir.display()
+                )
+            },
+        )?;
+        if !status.success() {
+            eprintln!("[{id}] build command failed ({status})");
+            return Ok(status);
+        }
+    }
+    eprintln!("[{id}] built in {}", seconds(started.elapsed()));
+    Ok(status)
+}
+
 fn seconds(elapsed: Duration) -> String {
     format!("{:.1}s", elapsed.as_secs_f64())
 }
@@ -84,7 +107,7 @@ fn seconds(elapsed: Duration) -> String {
 fn run_prefixed(
     id: &str,
     command: &str,
-    workdir: &std::path::Path,
+    workdir: &Path,
     env: &std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<std::process::ExitStatus> {
     let mut child = Command::new("sh")

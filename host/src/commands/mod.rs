@@ -3,6 +3,7 @@
 pub mod build;
 pub mod registry;
 pub mod up;
+pub mod watch;
 
 use std::path::PathBuf;
 

@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::app::{self, App};
-
 use crate::commands::ManifestArg;
 use crate::commands::build::BuildCommand;
 use crate::commands::registry::RegistryArgs;
-use crate::dev_services;
+use crate::dev_services::{self, DevRedis};
 use crate::locked::{self, LockedApp};
-use crate::manifest;
+use crate::manifest::{self, LoadedManifest};
 use crate::registry::pull;
 use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
@@ -94,25 +95,32 @@ pub struct UpCommand {
 impl UpCommand {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         if self.build {
-            let build = BuildCommand {
-                manifest: self.manifest.clone(),
-                components: self.component_ids.clone(),
-            };
-            let code = build.execute()?;
+            let code = self.build_command().execute()?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(self.run())?;
+        block_on(async {
+            let prepared = self.prepare().await?;
+            let host = self.start(&prepared).await?;
+            host.serve(shutdown_signal()).await;
+            Ok(())
+        })?;
         Ok(ExitCode::SUCCESS)
     }
 
-    async fn run(self) -> anyhow::Result<()> {
-        let (mut locked, origin, state_dir) = self.load().await?;
+    /// `tessera build` for the components this command runs.
+    pub fn build_command(&self) -> BuildCommand {
+        BuildCommand {
+            manifest: self.manifest.clone(),
+            components: self.component_ids.clone(),
+        }
+    }
+
+    /// Loads and validates the app (from the manifest or a registry), its variables and
+    /// runtime config. Nothing is bound or compiled yet.
+    pub async fn prepare(&self) -> anyhow::Result<Prepared> {
+        let (mut locked, origin, state_dir, manifest) = self.load().await?;
         if !self.component_ids.is_empty() {
             locked.retain_components(&self.component_ids, &origin)?;
         }
@@ -120,7 +128,19 @@ impl UpCommand {
             .with_context(|| format!("{origin}: [variables]"))?;
         let runtime_config = RuntimeConfig::load(self.runtime_config.as_deref(), &state_dir)?;
         let app = App::from_locked(&locked, &origin, &vars, runtime_config)?;
+        Ok(Prepared {
+            app,
+            origin,
+            state_dir,
+            vars,
+            manifest,
+        })
+    }
 
+    /// Binds the listener, compiles the components, starts the triggers (and dev
+    /// services) and waits for the Redis subscriptions: everything but serving.
+    pub async fn start(&self, prepared: &Prepared) -> anyhow::Result<Host> {
+        let Prepared { app, state_dir, .. } = prepared;
         let listener = http::bind(self.listen).await?;
         // Before the runtime, so compile-cache lookups are counted.
         if let Some(addr) = self.metrics {
@@ -134,13 +154,13 @@ impl UpCommand {
             max_memory_bytes: self.max_instance_memory,
             timeout: self.request_timeout,
         };
-        let runtime = Arc::new(Runtime::new(&app, limits, &state_dir.join("cache")).await?);
+        let runtime = Arc::new(Runtime::new(app, limits, &state_dir.join("cache")).await?);
         let instances = Arc::new(Semaphore::new(self.max_instances as usize));
         if let Some(metrics) = crate::metrics::get() {
             metrics.watch_instances(instances.clone(), self.max_instances);
         }
         let server = Arc::new(HttpServer::new(
-            &app,
+            app,
             runtime.clone(),
             addr,
             self.max_request_body,
@@ -151,7 +171,7 @@ impl UpCommand {
             None
         } else {
             Some(Arc::new(RedisTrigger::new(
-                &app,
+                app,
                 runtime.clone(),
                 instances,
             )?))
@@ -159,12 +179,12 @@ impl UpCommand {
         let mut dev_services = Vec::new();
         if !self.no_dev_services {
             for address in redis.iter().flat_map(|r| r.addresses()) {
-                dev_services.extend(dev_services::ensure_redis(address, &state_dir).await?);
+                dev_services.extend(dev_services::ensure_redis(address, state_dir).await?);
             }
         }
         let mut subscribers = None;
         if let Some(redis) = &redis {
-            subscribers = Some(tokio::spawn(redis.clone().run()));
+            subscribers = Some((redis.clone(), tokio::spawn(redis.clone().run())));
             // Events published before the subscribers listen are lost (pub/sub keeps
             // nothing), so the app is announced once they do, unless Redis is away.
             if !redis.wait_until_subscribed(SUBSCRIBE_WAIT).await {
@@ -174,31 +194,21 @@ impl UpCommand {
                 );
             }
         }
-
-        eprintln!("Serving HTTP on http://{addr}/");
-        eprintln!("Available Routes:");
-        for line in server.describe_routes(&format!("http://{addr}/")) {
-            eprintln!("{line}");
-        }
-        server.serve(listener, shutdown_signal()).await;
-        // Stop taking messages, let the handlers already running finish, and only then
-        // stop a dev Redis they may still be publishing to.
-        if let (Some(redis), Some(subscribers)) = (redis, subscribers) {
-            subscribers.abort();
-            if !redis.drain(self.request_timeout).await {
-                tracing::warn!("stopped with Redis message handlers still running");
-            }
-        }
-        drop(dev_services);
-        eprintln!("Stopped");
-        Ok(())
+        Ok(Host {
+            runtime,
+            listener,
+            addr,
+            server,
+            subscribers,
+            dev_services,
+            request_timeout: self.request_timeout,
+        })
     }
-}
 
-impl UpCommand {
-    /// The locked app (from the manifest, or pulled), what to call it in errors, and the
-    /// state directory. Both sources go through `App::from_locked` from here on.
-    async fn load(&self) -> anyhow::Result<(LockedApp, String, PathBuf)> {
+    /// The locked app (from the manifest, or pulled), what to call it in errors, the
+    /// state directory and the manifest it came from. Both sources go through
+    /// `App::from_locked` from here on.
+    async fn load(&self) -> anyhow::Result<(LockedApp, String, PathBuf, Option<LoadedManifest>)> {
         let Some(reference) = &self.from else {
             let loaded = manifest::load(&self.manifest.path)?;
             let app_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
@@ -207,7 +217,8 @@ impl UpCommand {
                 .clone()
                 .unwrap_or_else(|| app_dir.join(".spin"));
             let locked = locked::from_manifest(&loaded, &state_dir.join("files"))?;
-            return Ok((locked, loaded.path.display().to_string(), state_dir));
+            let origin = loaded.path.display().to_string();
+            return Ok((locked, origin, state_dir, Some(loaded)));
         };
         let state_dir = self.state_dir.clone().unwrap_or_else(|| ".spin".into());
         let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
@@ -216,12 +227,69 @@ impl UpCommand {
         eprintln!("Pulled {reference}@{}", pulled.digest);
         let locked = pull::materialize(&pulled.locked, &cache, &state_dir.join("files"))
             .with_context(|| format!("{reference}: cannot prepare the pulled app"))?;
-        Ok((locked, reference.clone(), state_dir))
+        Ok((locked, reference.clone(), state_dir, None))
     }
 }
 
+/// The app `up` runs, loaded and validated; nothing is bound or compiled yet.
+pub struct Prepared {
+    pub app: App,
+    /// What names the app in errors: the manifest file or the registry reference.
+    pub origin: String,
+    /// Embedded data, staged files and the compile cache.
+    pub state_dir: PathBuf,
+    pub vars: Resolved,
+    /// The manifest the app was locked from; `None` when it was pulled from a registry.
+    pub manifest: Option<LoadedManifest>,
+}
+
+/// A started host: bound, compiled and subscribed, not serving HTTP yet.
+pub struct Host {
+    /// The compiled components, which `tessera watch` reloads while the host serves.
+    pub runtime: Arc<Runtime>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    server: Arc<HttpServer>,
+    subscribers: Option<(Arc<RedisTrigger>, JoinHandle<()>)>,
+    dev_services: Vec<DevRedis>,
+    request_timeout: Duration,
+}
+
+impl Host {
+    /// Announces the app, serves it until `shutdown` resolves, then stops: no new
+    /// messages, the handlers already running finish, and only then dev services stop.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let addr = self.addr;
+        eprintln!("Serving HTTP on http://{addr}/");
+        eprintln!("Available Routes:");
+        for line in self.server.describe_routes(&format!("http://{addr}/")) {
+            eprintln!("{line}");
+        }
+        self.server.serve(self.listener, shutdown).await;
+        // Stop taking messages, let the handlers already running finish, and only then
+        // stop a dev Redis they may still be publishing to.
+        if let Some((redis, subscribers)) = self.subscribers {
+            subscribers.abort();
+            if !redis.drain(self.request_timeout).await {
+                tracing::warn!("stopped with Redis message handlers still running");
+            }
+        }
+        drop(self.dev_services);
+        eprintln!("Stopped");
+    }
+}
+
+/// Runs `future` on a new multi-threaded tokio runtime.
+pub fn block_on<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

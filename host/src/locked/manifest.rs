@@ -1,7 +1,7 @@
 //! Manifest → locked app, as Spin's loader does it (`spin_loader::from_file`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
@@ -38,6 +38,44 @@ pub fn from_manifest(loaded: &LoadedManifest, staging_dir: &Path) -> anyhow::Res
         triggers,
         components,
     })
+}
+
+/// Locks one component of the manifest again, staging its file patterns under
+/// `staging_dir` (which must not be in use by a running version): what `tessera watch`
+/// does to reload that component alone.
+pub fn component_from_manifest(
+    loaded: &LoadedManifest,
+    id: &ComponentId,
+    staging_dir: &Path,
+) -> anyhow::Result<LockedComponent> {
+    let file = loaded.path.display().to_string();
+    let base_dir = loaded.path.parent().map(Path::to_owned).unwrap_or_default();
+    let Some(component) = loaded.manifest.component.get(id) else {
+        bail!("{file}: no component `{id}`");
+    };
+    lock_component(id, component, &file, &base_dir, staging_dir)
+}
+
+/// A directory of staged files that belongs to one loaded version of a component and is
+/// removed when that version is dropped (see `ComponentContext::staged_files`).
+#[derive(Debug)]
+pub struct StagedFiles(PathBuf);
+
+impl StagedFiles {
+    /// Takes ownership of `dir`, which need not exist yet.
+    pub fn new(dir: PathBuf) -> Self {
+        StagedFiles(dir)
+    }
+}
+
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove staged files {}: {e}", self.0.display());
+        }
+    }
 }
 
 /// One component: its wasm and files as `file://` content, the rest as Spin's metadata.

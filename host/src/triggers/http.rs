@@ -17,20 +17,19 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
 use crate::manifest::ComponentId;
 use crate::router::{Route, RouteMatch, Router};
-use crate::runtime::Runtime;
-use crate::state::HostState;
+use crate::runtime::{ComponentHandle, Runtime};
 
-/// One routable component: its id and its pre-linked HTTP entry point.
+/// One routable component: its id and its current version (which holds the pre-linked
+/// HTTP entry point).
 struct HttpComponent {
     id: ComponentId,
-    pre: ProxyPre<HostState>,
+    handle: ComponentHandle,
 }
 
 pub struct HttpServer {
@@ -57,17 +56,9 @@ impl HttpServer {
             let target = match entry_points.get(&trigger.component) {
                 Some(t) => t.clone(),
                 None => {
-                    let loaded = &runtime.components[&trigger.component];
-                    let pre = ProxyPre::new(loaded.pre.clone()).map_err(|e| {
-                        anyhow::anyhow!(
-                            "component `{}` is routed by [[trigger.http]] {:?} but does not export wasi:http/incoming-handler: {e}",
-                            trigger.component,
-                            trigger.route.raw
-                        )
-                    })?;
                     let t = Arc::new(HttpComponent {
                         id: trigger.component.clone(),
-                        pre,
+                        handle: runtime.component(&trigger.component)?.clone(),
                     });
                     entry_points.insert(trigger.component.clone(), t.clone());
                     t
@@ -200,8 +191,10 @@ impl HttpServer {
             .acquire_owned()
             .await
             .map_err(|_| Failure::ShuttingDown)?;
-        let loaded = &self.runtime.components[&target.id];
-        let mut store = self.runtime.new_store(loaded).map_err(Failure::Host)?;
+        // Taken once: this request runs on this version to the end, even if `tessera
+        // watch` installs a new one meanwhile.
+        let loaded = target.handle.current();
+        let mut store = self.runtime.new_store(&loaded).map_err(Failure::Host)?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -213,13 +206,16 @@ impl HttpServer {
             .http()
             .new_response_outparam(sender)
             .map_err(|e| Failure::Host(e.into()))?;
-        let pre = target.pre.clone();
         let timeout = self.runtime.limits.timeout;
 
         // The guest runs in its own task so it can keep streaming the body after the
         // response headers have been handed to hyper.
         let task = tokio::spawn(async move {
             let _permit = permit;
+            let Some(pre) = &loaded.http else {
+                // The runtime links the entry point of every routed component.
+                anyhow::bail!("the component has no HTTP entry point");
+            };
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy

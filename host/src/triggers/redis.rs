@@ -20,10 +20,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::bindings::redis_handler::RedisHandlerPre;
 use crate::manifest::ComponentId;
-use crate::runtime::Runtime;
-use crate::state::HostState;
+use crate::runtime::{ComponentHandle, Runtime};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// At most this long between attempts while Redis is away, so every subscriber is back
@@ -32,10 +30,11 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// Redis restart on that promise. A refused connection is cheap to retry.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A component's pre-linked Redis entry point.
+/// A subscribed component: its id and its current version (which holds the pre-linked
+/// Redis entry point). Swapping the version leaves the subscriptions alone.
 struct RedisComponent {
     id: ComponentId,
-    pre: RedisHandlerPre<HostState>,
+    handle: ComponentHandle,
 }
 
 /// Everything subscribed on one Redis server: channel → components.
@@ -72,17 +71,9 @@ impl RedisTrigger {
             let target = match entry_points.get(&trigger.component) {
                 Some(t) => t.clone(),
                 None => {
-                    let loaded = &runtime.components[&trigger.component];
-                    let pre = RedisHandlerPre::new(loaded.pre.clone()).map_err(|e| {
-                        anyhow::anyhow!(
-                            "component `{}` is subscribed to Redis channel {:?} but does not export fermyon:spin/inbound-redis (use #[redis_component]): {e}",
-                            trigger.component,
-                            trigger.channel
-                        )
-                    })?;
                     let t = Arc::new(RedisComponent {
                         id: trigger.component.clone(),
-                        pre,
+                        handle: runtime.component(&trigger.component)?.clone(),
                     });
                     entry_points.insert(trigger.component.clone(), t.clone());
                     t
@@ -240,11 +231,17 @@ async fn handle_message(
     target: &RedisComponent,
     payload: &Vec<u8>,
 ) -> anyhow::Result<()> {
-    let loaded = &runtime.components[&target.id];
-    let mut store = runtime.new_store(loaded)?;
+    // Taken once: this message runs on this version to the end, even if `tessera watch`
+    // installs a new one meanwhile.
+    let loaded = target.handle.current();
+    let Some(pre) = &loaded.redis else {
+        // The runtime links the entry point of every subscribed component.
+        anyhow::bail!("the component has no Redis entry point");
+    };
+    let mut store = runtime.new_store(&loaded)?;
     let timeout = runtime.limits.timeout;
     let run = async {
-        let handler = target.pre.instantiate_async(&mut store).await?;
+        let handler = pre.instantiate_async(&mut store).await?;
         handler
             .fermyon_spin_inbound_redis()
             .call_handle_message(&mut store, payload)
