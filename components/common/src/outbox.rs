@@ -6,9 +6,7 @@
 //! either both are stored or neither is. After the commit it calls [`relay`], which
 //! publishes pending rows in `seq` order and deletes each one once Redis accepted it,
 //! stopping at the first failure. A crash or a Redis outage between commit and publish
-//! leaves the rows in the table, and they go out on the next relay: services relay at the
-//! start of every request and message they handle, so a backlog drains on the next
-//! activity.
+//! leaves the rows in the table, and they go out on the next relay.
 //!
 //! Relaying is owed only where there is something to relay: an entry point opens its
 //! database with [`Relay::open`], which learns in the same query that checks the schema
