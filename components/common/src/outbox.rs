@@ -437,7 +437,7 @@ pub struct RedisPublisher {
     checked_run: RefCell<Option<String>>,
 }
 
-/// Publishes `ARGV[1]` on channel `ARGV[2]` only if the server's `run_id` is `ARGV[3]`;
+/// Publishes payload `ARGV[2]` on channel `ARGV[1]` only if the server's `run_id` is `ARGV[3]`;
 /// answers the number of receivers, or -1 (nothing published) for another run. One
 /// script, so the check and the publish cannot be split by a restart.
 pub const PUBLISH_IF_RUN: &str = "if string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') ~= ARGV[3] \
