@@ -119,12 +119,6 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// Runs `run` (the body of a `#[redis_component]`), folding an error's context chain
-/// into its message: the host logs only that message.
-pub fn fold_chain<T>(run: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
-    run().map_err(|err| anyhow::anyhow!("{err:#}"))
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Unexpected(err) = &self {
@@ -146,18 +140,6 @@ mod tests {
 
     fn body_of(err: &ApiError) -> Value {
         serde_json::from_slice(&err.to_json()).unwrap()
-    }
-
-    #[test]
-    fn fold_chain_puts_the_context_chain_in_the_message() {
-        use anyhow::Context;
-        let err = fold_chain(|| -> anyhow::Result<()> {
-            Err(anyhow::anyhow!("connection refused")).context("Failed to open Redis")
-        })
-        .unwrap_err();
-        assert_eq!(err.to_string(), "Failed to open Redis: connection refused");
-        assert_eq!(err.chain().count(), 1);
-        assert_eq!(fold_chain(|| Ok(3)).unwrap(), 3);
     }
 
     #[test]

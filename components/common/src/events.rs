@@ -16,6 +16,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::trace::TraceParent;
+
 mod bindings {
     #![allow(missing_docs)]
     wit_bindgen::generate!({
@@ -120,7 +122,8 @@ events! {
 
 /// The CloudEvents 1.0 attributes Tessera uses, around `data`.
 ///
-/// Unknown attributes (CloudEvents extensions) are ignored when decoding.
+/// Other attributes (CloudEvents extensions) are ignored when decoding; `traceparent` is
+/// the one extension Tessera writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<D = Value> {
     /// Always [`SPEC_VERSION`].
@@ -138,8 +141,26 @@ pub struct Envelope<D = Value> {
     /// [`DATA_CONTENT_TYPE`]; when absent, CloudEvents' JSON format means JSON too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacontenttype: Option<String>,
+    /// The CloudEvents Distributed Tracing extension: the W3C traceparent of the request
+    /// or message that caused the event ([`crate::trace`]). Optional; a value that is
+    /// not a string reads as absent, so it never makes an event unreadable.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "string_or_none"
+    )]
+    pub traceparent: Option<String>,
     /// The event record.
     pub data: D,
+}
+
+/// A string attribute, or `None` for any other JSON value (an extension this version
+/// does not rely on must not make the envelope unreadable).
+fn string_or_none<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => Some(text),
+        _ => None,
+    })
 }
 
 /// Why a message is not an event this version understands.
@@ -179,10 +200,17 @@ impl Serialize for Data<'_> {
 
 /// The envelope of `event` as JSON bytes.
 ///
-/// `source` is the publisher (`/tessera/<service>`), `id` a fresh UUID v4 and `time`
-/// RFC 3339 UTC; they are parameters so that the output is deterministic in tests
-/// ([`crate::outbox::enqueue`] fills them in).
-pub fn encode(event: &Event, source: &str, id: &str, time: &str) -> Vec<u8> {
+/// `source` is the publisher (`/tessera/<service>`), `id` a fresh UUID v4, `time`
+/// RFC 3339 UTC and `traceparent` the trace context of what caused the event (none:
+/// no `traceparent` attribute); they are parameters so that the output is
+/// deterministic in tests ([`crate::outbox::enqueue`] fills them in).
+pub fn encode(
+    event: &Event,
+    source: &str,
+    id: &str,
+    time: &str,
+    traceparent: Option<&TraceParent>,
+) -> Vec<u8> {
     let envelope = Envelope {
         specversion: SPEC_VERSION.to_owned(),
         id: id.to_owned(),
@@ -190,6 +218,7 @@ pub fn encode(event: &Event, source: &str, id: &str, time: &str) -> Vec<u8> {
         source: source.to_owned(),
         time: Some(time.to_owned()),
         datacontenttype: Some(DATA_CONTENT_TYPE.to_owned()),
+        traceparent: traceparent.map(|traceparent| traceparent.as_str().to_owned()),
         data: Data(event),
     };
     // Strings, integers, options and enums as strings: serializing cannot fail.
@@ -197,6 +226,9 @@ pub fn encode(event: &Event, source: &str, id: &str, time: &str) -> Vec<u8> {
 }
 
 /// The event in a message, checking the envelope and dispatching on its `type`.
+///
+/// Extensions, `traceparent` included, are not checked: the entry point reads the
+/// trace context from the message itself ([`crate::message::serve`]).
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let envelope: Envelope = serde_json::from_slice(bytes).map_err(DecodeError::Envelope)?;
     if envelope.specversion != SPEC_VERSION {

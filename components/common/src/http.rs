@@ -4,22 +4,38 @@
 //! `Router` answers unknown routes with a plain-text 404 (or 405 when another
 //! method matches). [`read_request`] reads the body with a size limit instead, and
 //! [`not_found`] is the JSON fallback route every service registers as `/*`. [`serve`]
-//! is the body of every service's `#[http_component]`.
+//! is the body of every service's `#[http_component]`; it makes the request's
+//! `traceparent` header the current trace context ([`crate::trace`]).
 
 use futures::TryStreamExt;
 use spin_sdk::http::{IncomingRequest, IntoResponse, Params, Request, Response, Router};
 
 use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
+use crate::trace::{self, TraceParent};
 
 /// One HTTP request of a service: reads the body (at most [`MAX_BODY_BYTES`], else 413)
-/// and hands the request to `router`; a body that cannot be read is answered with its
+/// and hands the request to [`route`]; a body that cannot be read is answered with its
 /// error.
 pub async fn serve(incoming: IncomingRequest, router: Router) -> Response {
     match read_request(incoming, MAX_BODY_BYTES).await {
-        Ok(req) => router.handle_async(req).await,
+        Ok(req) => route(req, &router).await,
         Err(err) => err.into_response(),
     }
+}
+
+/// Hands `req` to `router` with the request's trace context ([`traceparent`]) current,
+/// so the events its handler queues carry it.
+pub async fn route(req: Request, router: &Router) -> Response {
+    trace::set_current(traceparent(&req));
+    router.handle_async(req).await
+}
+
+/// The request's `traceparent` header (set by the Tessera host to its server span), if
+/// it is a valid W3C traceparent; a missing or invalid one is no context.
+pub fn traceparent(req: &Request) -> Option<TraceParent> {
+    let value = req.header(trace::ATTRIBUTE)?.as_str()?;
+    TraceParent::parse(value)
 }
 
 /// Reads `incoming` into a [`Request`], refusing bodies over `limit` bytes with 413
@@ -93,6 +109,35 @@ mod tests {
         let req = Request::get("/").header("Cookie", "session=x").build();
         assert_eq!(cookie_header(&req), Some("session=x"));
         assert_eq!(cookie_header(&Request::new(Method::Get, "/")), None);
+    }
+
+    #[test]
+    fn routing_makes_the_traceparent_header_the_current_context() {
+        const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut router = Router::new();
+        router.get("/trace", |_: Request, _: Params| {
+            let seen = trace::current().map(|t| t.to_string()).unwrap_or_default();
+            Response::new(200, seen)
+        });
+        let answer = |req: Request| {
+            let response = futures::executor::block_on(route(req, &router));
+            String::from_utf8(response.body().to_vec()).unwrap()
+        };
+
+        let traced = Request::get("/trace")
+            .header("Traceparent", TRACEPARENT)
+            .build();
+        assert_eq!(answer(traced), TRACEPARENT);
+        // Missing or invalid: no context, whatever an earlier request left.
+        trace::set_current(TraceParent::parse(TRACEPARENT));
+        assert_eq!(answer(Request::get("/trace").build()), "");
+        for invalid in ["00-abc", &TRACEPARENT.to_uppercase()] {
+            trace::set_current(TraceParent::parse(TRACEPARENT));
+            let req = Request::get("/trace")
+                .header("traceparent", invalid)
+                .build();
+            assert_eq!(answer(req), "", "{invalid}");
+        }
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! [`session`] (the `session` cookie and its JWT), [`config`] (Spin variables) and
 //! [`http`] (thin Spin glue: bounded body reading and the JSON 404). Between services:
 //! [`events`] (the event types generated from `wit/` and their CloudEvents envelope),
-//! [`outbox`] (events committed with the change that causes them, relayed to Redis),
-//! [`sqlite`] (Spin's sqlite behind a trait, transactions), [`id`] (order ids) and
-//! [`time`].
+//! [`message`] (the Redis entry point), [`outbox`] (events committed with the change
+//! that causes them, relayed to Redis), [`trace`] (the W3C traceparent that events
+//! carry, so a trace follows a purchase across services), [`sqlite`] (Spin's sqlite
+//! behind a trait, transactions), [`id`] (order ids) and [`time`].
 //!
 //! Everything except the Spin glue is plain Rust and is unit-tested natively. The
 //! `testing` feature adds in-memory doubles (`sqlite::testing::MemoryDb`,
@@ -21,11 +22,13 @@ pub mod events;
 pub mod http;
 pub mod id;
 pub mod json;
+pub mod message;
 pub mod outbox;
 pub mod session;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
+pub mod trace;
 
 pub use error::{ApiError, FieldError};

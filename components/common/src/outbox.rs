@@ -36,6 +36,7 @@ use crate::config;
 use crate::events::{self, Event};
 use crate::sqlite::{self, Database, Schema, Value, get_text, get_u64, integer, text};
 use crate::time::{now, rfc3339};
+use crate::trace;
 
 /// The outbox table; every service that publishes creates it in its own database.
 /// `claimed_until` is the Unix time a relay's claim on the row expires (0: unclaimed).
@@ -161,7 +162,8 @@ fn version_and_backlog(db: &(impl Database + ?Sized), now: u64) -> anyhow::Resul
 /// Stores `event` for publishing, inside the caller's open transaction.
 ///
 /// `source` is the publishing service (`/tessera/<service>`) and `now` the Unix time of
-/// the change; the envelope gets a fresh UUID v4 as its id.
+/// the change; the envelope gets a fresh UUID v4 as its id, and the current trace
+/// context ([`trace::current`]: the request's or message's) as its `traceparent`.
 pub fn enqueue(
     db: &(impl Database + ?Sized),
     event: &Event,
@@ -169,7 +171,8 @@ pub fn enqueue(
     now: u64,
 ) -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().to_string();
-    let payload = events::encode(event, source, &id, &rfc3339(now));
+    let traceparent = trace::current();
+    let payload = events::encode(event, source, &id, &rfc3339(now), traceparent.as_ref());
     db.query(
         "INSERT INTO outbox (channel, payload, created_at) VALUES (?, ?, ?)",
         &[text(event.channel()), Value::Blob(payload), integer(now)?],

@@ -7,6 +7,7 @@ use spin_sdk::http::{IntoResponse, Method, Request, Response, Router};
 use crate::ApiError;
 use crate::events::{self, Event};
 use crate::session::{SessionUser, issue_token};
+use crate::trace::TraceParent;
 
 /// Asserts that `router` answers every `(method, path)` with the JSON 404
 /// (`{"errors":[{"message":"Not Found"}]}`). Only use requests that stop before a
@@ -65,14 +66,28 @@ pub fn user_cookie(secret: &str, user_id: &str, issued_at: u64) -> String {
     session_cookie(secret, user, issued_at)
 }
 
-/// `event` as a Redis message (source `/tessera/test`, a fixed id and time).
+/// `event` as a Redis message (source `/tessera/test`, a fixed id and time, no
+/// `traceparent`).
 pub fn message(event: impl Into<Event>) -> Vec<u8> {
+    traced_message(event, None)
+}
+
+/// [`message`] with `traceparent` as its envelope's `traceparent`, as the Tessera host
+/// hands a consumer a traced message.
+pub fn traced_message(event: impl Into<Event>, traceparent: Option<&TraceParent>) -> Vec<u8> {
     events::encode(
         &event.into(),
         "/tessera/test",
         "00000000-0000-4000-8000-000000000000",
         "2026-11-24T10:00:00Z",
+        traceparent,
     )
+}
+
+/// A valid traceparent for tests; `n` (1 to 255) tells several apart.
+pub fn traceparent(n: u8) -> TraceParent {
+    let text = format!("00-4bf92f3577b34da6a3ce929d0e0e47{n:02x}-00f067aa0ba902{n:02x}-01");
+    TraceParent::parse(&text).unwrap_or_else(|| panic!("{text} is a valid traceparent"))
 }
 
 /// A request with an optional `Cookie` header and an optional JSON body.

@@ -5,11 +5,15 @@
 //! | `expiration:due`            | sorted set | the durable record: member = order id, score = deadline (Unix ms) |
 //! | `expiration:order:<id>`     | string     | the timer: expires at the deadline, and Redis announces it on `__keyevent@0__:expired` |
 //! | `expiration:done:<id>`      | string     | `expiration:complete` went out; kept [`DONE_RETENTION_SECONDS`] so a late duplicate `order:created` does not schedule the order again |
+//! | `expiration:trace:<id>`     | string     | the `traceparent` of the `order:created` that scheduled the order, which its `expiration:complete` carries; written only when there is one, and expires [`DONE_RETENTION_SECONDS`] after the deadline |
+//! | `expiration:redis-run`      | string     | the Redis run expiries were last published to ([`REDIS_RUN`]) |
 //!
 //! The sorted set decides: a timer only makes the component run on time, and an entry
 //! is expired by whoever removes it from the set ([`Deadlines::claim`]).
 
 use std::fmt;
+
+use common::trace::TraceParent;
 
 /// The sorted set of pending deadlines.
 pub const DUE: &str = "expiration:due";
@@ -19,6 +23,9 @@ pub const TIMER_PREFIX: &str = "expiration:order:";
 
 /// Prefix of the keys recording that an order's expiry was published.
 pub const DONE_PREFIX: &str = "expiration:done:";
+
+/// Prefix of the keys holding the trace context an order was scheduled in.
+pub const TRACE_PREFIX: &str = "expiration:trace:";
 
 /// The `run_id` of the Redis server expiries were last published to: after a Redis
 /// restart (a new run, the data kept by its append-only file) expiries wait a few
@@ -65,6 +72,11 @@ impl OrderId {
     pub fn done_key(&self) -> String {
         format!("{DONE_PREFIX}{}", self.0)
     }
+
+    /// The key holding the trace context this order was scheduled in.
+    pub fn trace_key(&self) -> String {
+        format!("{TRACE_PREFIX}{}", self.0)
+    }
 }
 
 impl AsRef<str> for OrderId {
@@ -99,6 +111,18 @@ pub trait Deadlines {
 
     /// Sets the order's timer key to expire at `deadline_ms` (`SET … PXAT`).
     fn arm_timer(&self, order: &OrderId, deadline_ms: u64) -> anyhow::Result<()>;
+
+    /// Keeps `traceparent` as the trace context the order was scheduled in, until
+    /// `until_ms` (`SET expiration:trace:<id> … NX PXAT`): the first one kept stays.
+    fn keep_trace(
+        &self,
+        order: &OrderId,
+        traceparent: &TraceParent,
+        until_ms: u64,
+    ) -> anyhow::Result<()>;
+
+    /// The trace context the order was scheduled in, if one was kept (`GET`).
+    fn kept_trace(&self, order: &OrderId) -> anyhow::Result<Option<TraceParent>>;
 
     /// Up to `limit` entries of [`DUE`] whose deadline is at or before `now_ms`, earliest
     /// first (`ZRANGEBYSCORE … WITHSCORES LIMIT`).
@@ -135,6 +159,19 @@ impl<D: Deadlines + ?Sized> Deadlines for &D {
 
     fn arm_timer(&self, order: &OrderId, deadline_ms: u64) -> anyhow::Result<()> {
         (**self).arm_timer(order, deadline_ms)
+    }
+
+    fn keep_trace(
+        &self,
+        order: &OrderId,
+        traceparent: &TraceParent,
+        until_ms: u64,
+    ) -> anyhow::Result<()> {
+        (**self).keep_trace(order, traceparent, until_ms)
+    }
+
+    fn kept_trace(&self, order: &OrderId) -> anyhow::Result<Option<TraceParent>> {
+        (**self).kept_trace(order)
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> anyhow::Result<Vec<Due>> {
@@ -182,6 +219,7 @@ mod tests {
         let order = OrderId::parse("o1").unwrap();
         assert_eq!(order.timer_key(), "expiration:order:o1");
         assert_eq!(order.done_key(), "expiration:done:o1");
+        assert_eq!(order.trace_key(), "expiration:trace:o1");
         assert_eq!(OrderId::from_timer_key(&order.timer_key()), Some(order));
     }
 
@@ -189,6 +227,7 @@ mod tests {
     fn only_timer_keys_name_an_order() {
         for key in [
             "expiration:done:o1",
+            "expiration:trace:o1",
             "expiration:due",
             "expiration:order:",
             "session:o1",

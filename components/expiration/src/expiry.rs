@@ -11,6 +11,12 @@
 //! - [`sweep`] expires every entry that is due, whether or not its timer's notification
 //!   arrived: pub/sub delivers at most once, and a replica may have been down.
 //!
+//! `expiration:complete` is caused by the `order:created` that scheduled it, not by
+//! whatever message runs the expiry (a timer's notification names only a key; a sweep
+//! runs on any message), so [`schedule`] keeps that message's trace context with the
+//! deadline and [`expire`] publishes with it. Losing it loses only the trace, never the
+//! expiry: a failure to keep or read it is logged and the work goes on without.
+//!
 //! An expiry is never published twice. The price is two narrow ways to lose one: a
 //! replica that dies between setting the marker and publishing, or Redis failing between
 //! the claim and putting the entry back after a failed publish (logged loudly). Either
@@ -19,8 +25,9 @@
 use common::events::{self, Event, ExpirationComplete, channel};
 use common::outbox::{Publisher, RunChange};
 use common::time::rfc3339;
+use common::trace::TraceParent;
 
-use crate::deadlines::{Deadlines, OrderId};
+use crate::deadlines::{DONE_RETENTION_SECONDS, Deadlines, OrderId};
 
 /// The `source` of the events this service publishes.
 pub const SOURCE: &str = "/tessera/expiration";
@@ -44,19 +51,34 @@ pub enum Scheduled {
     AlreadyExpired,
 }
 
-/// Records that `order` expires at `deadline_ms` (Unix ms), at `now_ms`.
+/// Records that `order` expires at `deadline_ms` (Unix ms), at `now_ms`, caused by a
+/// message with trace context `traceparent`.
 ///
-/// The set entry is written first: it is the durable record, and a sweep honours it
-/// even if setting the timer then fails. A deadline already past gets no timer (the
-/// sweep that follows every message expires it).
+/// The trace context is kept first, so that whoever expires the entry finds it, until
+/// [`DONE_RETENTION_SECONDS`] after the deadline (or now, for a late one). The set entry
+/// comes next: it is the durable record, and a sweep honours it even if setting the
+/// timer then fails. A deadline already past gets no timer (the sweep that follows
+/// every message expires it).
 pub fn schedule(
     deadlines: &impl Deadlines,
     order: &OrderId,
     deadline_ms: u64,
     now_ms: u64,
+    traceparent: Option<&TraceParent>,
 ) -> anyhow::Result<Scheduled> {
     if deadlines.is_done(order)? {
         return Ok(Scheduled::AlreadyExpired);
+    }
+    if let Some(traceparent) = traceparent {
+        let until_ms = deadline_ms
+            .max(now_ms)
+            .saturating_add(DONE_RETENTION_SECONDS.saturating_mul(1000));
+        if let Err(err) = deadlines.keep_trace(order, traceparent, until_ms) {
+            eprintln!(
+                "expiration: order {order}: could not keep its trace context, its expiry \
+                 will carry none: {err:#}"
+            );
+        }
     }
     deadlines.add(order, deadline_ms)?;
     if deadline_ms <= now_ms {
@@ -102,7 +124,8 @@ pub fn expire(
         // Already expired by someone else; the entry we removed was a stale copy.
         return Ok(Expired::NotOurs);
     }
-    if let Err(err) = publish(publisher, order, now_ms) {
+    let traceparent = kept_trace(deadlines, order);
+    if let Err(err) = publish(publisher, order, now_ms, traceparent.as_ref()) {
         if let Err(unmark) = deadlines.unmark_done(order) {
             eprintln!("expiration: order {order}: could not clear its done marker: {unmark:#}");
         }
@@ -193,13 +216,31 @@ pub fn sweep(
     Ok(published)
 }
 
-/// Publishes `order`'s `expiration:complete` envelope (fresh id, `time` = now).
-fn publish(publisher: &impl Publisher, order: &OrderId, now_ms: u64) -> anyhow::Result<()> {
+/// The trace context `order` was scheduled in. A failure to read it is logged and
+/// means none: the expiry matters more than its trace.
+fn kept_trace(deadlines: &impl Deadlines, order: &OrderId) -> Option<TraceParent> {
+    deadlines.kept_trace(order).unwrap_or_else(|err| {
+        eprintln!(
+            "expiration: order {order}: could not read its trace context, its expiry \
+             carries none: {err:#}"
+        );
+        None
+    })
+}
+
+/// Publishes `order`'s `expiration:complete` envelope (fresh id, `time` = now, the
+/// `traceparent` of the `order:created` that scheduled it).
+fn publish(
+    publisher: &impl Publisher,
+    order: &OrderId,
+    now_ms: u64,
+    traceparent: Option<&TraceParent>,
+) -> anyhow::Result<()> {
     let event = Event::from(ExpirationComplete {
         order_id: order.to_string(),
     });
     let id = uuid::Uuid::new_v4().to_string();
-    let payload = events::encode(&event, SOURCE, &id, &rfc3339(now_ms / 1000));
+    let payload = events::encode(&event, SOURCE, &id, &rfc3339(now_ms / 1000), traceparent);
     publisher.publish(channel::EXPIRATION_COMPLETE, &payload)
 }
 

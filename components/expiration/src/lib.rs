@@ -10,6 +10,9 @@
 //!   needs `notify-keyspace-events Ex`), which triggers the component again.
 //! - Every message, of either kind, ends with a sweep of every entry already due, so an
 //!   expiry whose notification was lost still goes out with the next message.
+//! - The `order:created`'s trace context is kept with the deadline
+//!   (`expiration:trace:<id>`), so the `expiration:complete` continues its trace
+//!   whichever message triggers the expiry.
 //!
 //! Every replica receives every message; an entry is expired by the one replica whose
 //! `ZREM` removed it (`expiry.rs`).
@@ -27,9 +30,10 @@ pub mod redis;
 #[cfg(test)]
 mod testing;
 
-/// One message from `order:created` or `__keyevent@0__:expired`. Only Redis failures are
-/// errors; the host logs them (the chain is folded into the message, which is all it
-/// prints).
+/// One message from `order:created` or `__keyevent@0__:expired`, in its trace context
+/// (an `order:created`'s is stored with the deadline, for its `expiration:complete`).
+/// Only Redis failures are errors; the host logs them (the chain is folded into the
+/// message, which is all it prints).
 // Native builds (tests) skip the export: its WIT-style symbol names break the native
 // cdylib link ("; expected" in the linker version script).
 #[cfg(target_arch = "wasm32")]
@@ -37,7 +41,7 @@ mod testing;
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
     use common::outbox::{DEFAULT_REDIS_ADDRESS, RedisPublisher};
 
-    common::error::fold_chain(|| {
+    common::message::serve(&message, || {
         let address =
             common::config::variable_or("redis_address", DEFAULT_REDIS_ADDRESS.to_owned())?;
         let deadlines = redis::RedisDeadlines::open(&address)?;

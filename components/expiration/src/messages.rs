@@ -2,7 +2,8 @@
 //!
 //! Two triggers feed it, and the trigger does not say which channel a message came from:
 //! - `order:created`: a CloudEvents envelope; the order's deadline is scheduled
-//!   ([`expiry::schedule`]);
+//!   ([`expiry::schedule`]), with the message's trace context (`common::trace::current`)
+//!   for the `expiration:complete` it will cause;
 //! - `__keyevent@0__:expired`: a Redis keyspace notification whose payload is the bare
 //!   name of the key that expired. For our timer keys (`expiration:order:<id>`) the order
 //!   is expired at once ([`expiry::expire`]): Redis saying the timer fired is the
@@ -21,6 +22,7 @@ use anyhow::Context;
 use common::events::{self, Event, OrderCreated, OrderStatus};
 use common::outbox::Publisher;
 use common::time::parse_rfc3339;
+use common::trace;
 
 use crate::deadlines::{Deadlines, OrderId, TIMER_PREFIX};
 use crate::expiry::{self, Scheduled};
@@ -50,7 +52,12 @@ pub fn handle(
 ) -> anyhow::Result<()> {
     let handled = match parse(payload) {
         Message::Schedule { order, deadline_ms } => {
-            expiry::schedule(deadlines, &order, deadline_ms, now_ms).map(|scheduled| {
+            // The message's trace context (`common::message::serve` set it), for the
+            // expiry this schedules.
+            let traceparent = trace::current();
+            let scheduled =
+                expiry::schedule(deadlines, &order, deadline_ms, now_ms, traceparent.as_ref());
+            scheduled.map(|scheduled| {
                 if scheduled == Scheduled::AlreadyExpired {
                     eprintln!("expiration: order {order} already expired; not scheduled again");
                 }

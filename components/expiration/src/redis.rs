@@ -6,6 +6,7 @@
 //! `ZRANGEBYSCORE … WITHSCORES` comes back as `member, score, member, score, …`.
 
 use anyhow::{Context, anyhow, bail};
+use common::trace::TraceParent;
 use spin_sdk::redis::{Connection, RedisParameter, RedisResult};
 
 use crate::deadlines::{DONE_RETENTION_SECONDS, DUE, Deadlines, Due, OrderId, REDIS_RUN};
@@ -78,6 +79,39 @@ impl<C: Execute> Deadlines for RedisDeadlines<C> {
             number(deadline_ms),
         ];
         ok("SET", self.run("SET", &arguments)?)
+    }
+
+    fn keep_trace(
+        &self,
+        order: &OrderId,
+        traceparent: &TraceParent,
+        until_ms: u64,
+    ) -> anyhow::Result<()> {
+        let arguments = [
+            text(order.trace_key()),
+            text(traceparent.as_str()),
+            text("NX"),
+            text("PXAT"),
+            number(until_ms),
+        ];
+        let reply = self.run("SET", &arguments)?;
+        // NX answers nil (nothing) when a trace is already kept: the first one stays.
+        if matches!(reply.as_slice(), [] | [RedisResult::Nil]) {
+            return Ok(());
+        }
+        ok("SET", reply)
+    }
+
+    fn kept_trace(&self, order: &OrderId) -> anyhow::Result<Option<TraceParent>> {
+        let reply = self.run("GET", &[text(order.trace_key())])?;
+        match reply.as_slice() {
+            // Only this code writes the key; anything else in it is no trace context.
+            [RedisResult::Binary(bytes)] => {
+                Ok(std::str::from_utf8(bytes).ok().and_then(TraceParent::parse))
+            }
+            [] | [RedisResult::Nil] => Ok(None),
+            other => bail!("Redis GET answered {other:?}, expected a string or nil"),
+        }
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> anyhow::Result<Vec<Due>> {

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use anyhow::bail;
 use common::events::{self, Event, OrderCreated, OrderStatus, OrderTicket};
 use common::outbox::testing::MemoryPublisher;
+use common::trace::TraceParent;
 
 use crate::deadlines::{Deadlines, Due, OrderId};
 
@@ -20,6 +21,8 @@ pub enum Op {
     IsDone,
     Add,
     ArmTimer,
+    KeepTrace,
+    KeptTrace,
     Due,
     Claim,
     MarkDone,
@@ -36,6 +39,8 @@ pub struct MemoryRedis {
 struct State {
     due: BTreeMap<OrderId, u64>,
     timers: BTreeMap<OrderId, u64>,
+    /// Kept trace contexts, and until when.
+    traces: BTreeMap<OrderId, (TraceParent, u64)>,
     done: BTreeSet<OrderId>,
     failing: BTreeSet<Op>,
     claims: usize,
@@ -72,6 +77,11 @@ impl MemoryRedis {
     /// When the order's timer key expires, if it has one.
     pub fn timer(&self, order: &str) -> Option<u64> {
         self.state().timers.get(&id(order)).copied()
+    }
+
+    /// The trace context kept for the order, and until when, if any.
+    pub fn kept_trace_of(&self, order: &str) -> Option<(TraceParent, u64)> {
+        self.state().traces.get(&id(order)).cloned()
     }
 
     /// Whether the order is marked done.
@@ -111,6 +121,31 @@ impl Deadlines for MemoryRedis {
         Self::check(&state, Op::ArmTimer)?;
         state.timers.insert(order.clone(), deadline_ms);
         Ok(())
+    }
+
+    fn keep_trace(
+        &self,
+        order: &OrderId,
+        traceparent: &TraceParent,
+        until_ms: u64,
+    ) -> anyhow::Result<()> {
+        let mut state = self.state();
+        Self::check(&state, Op::KeepTrace)?;
+        // NX: the first one kept stays.
+        state
+            .traces
+            .entry(order.clone())
+            .or_insert_with(|| (traceparent.clone(), until_ms));
+        Ok(())
+    }
+
+    fn kept_trace(&self, order: &OrderId) -> anyhow::Result<Option<TraceParent>> {
+        let state = self.state();
+        Self::check(&state, Op::KeptTrace)?;
+        Ok(state
+            .traces
+            .get(order)
+            .map(|(traceparent, _)| traceparent.clone()))
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> anyhow::Result<Vec<Due>> {
@@ -183,6 +218,18 @@ pub fn expired_orders(publisher: &MemoryPublisher) -> Vec<String> {
         .collect()
 }
 
+/// The `traceparent` of each `expiration:complete` published, in order.
+pub fn expiry_traces(publisher: &MemoryPublisher) -> Vec<Option<String>> {
+    publisher
+        .published()
+        .iter()
+        .map(|(_, payload)| {
+            let envelope: events::Envelope = serde_json::from_slice(payload).unwrap();
+            envelope.traceparent
+        })
+        .collect()
+}
+
 /// An `order:created` event for `order`, expiring at `expires_at` (RFC 3339).
 pub fn order_created(order: &str, expires_at: &str) -> OrderCreated {
     OrderCreated {
@@ -200,10 +247,17 @@ pub fn order_created(order: &str, expires_at: &str) -> OrderCreated {
 
 /// `event` as a Redis message from orders.
 pub fn message(event: impl Into<Event>) -> Vec<u8> {
+    traced_message(event, None)
+}
+
+/// `event` as a Redis message from orders with `traceparent` in its envelope, as the
+/// host hands it over (its consumer span's context).
+pub fn traced_message(event: impl Into<Event>, traceparent: Option<&TraceParent>) -> Vec<u8> {
     events::encode(
         &event.into(),
         "/tessera/orders",
         "2d3e4f5a-6b7c-4d8e-9fa0-1b2c3d4e5f03",
         "2026-11-24T10:00:30Z",
+        traceparent,
     )
 }

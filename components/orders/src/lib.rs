@@ -42,12 +42,13 @@ async fn handle_orders(incoming: spin_sdk::http::IncomingRequest) -> Response {
     common::http::serve(incoming, router()).await
 }
 
-/// One Redis message, after the expiry backstop. Only store failures are errors; the
-/// host logs them (the chain is folded into the message, which is all it prints).
+/// One Redis message, in its trace context, after the expiry backstop. Only store
+/// failures are errors; the host logs them (the chain is folded into the message, which
+/// is all it prints).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    common::error::fold_chain(|| {
+    common::message::serve(&message, || {
         Service::open()?.run(|deps| {
             cancel_overdue_or_log(&deps.store);
             messages::handle(&deps.store, &message, now())

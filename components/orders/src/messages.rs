@@ -21,6 +21,7 @@
 //! would not redeliver it anyway, and failing would only hide it in the host's log.
 
 use common::events::{self, Event};
+use common::trace;
 
 use crate::domain::{OrderId, PaymentEvent, Refusal, Ticket, Trigger};
 use crate::store::OrderStore;
@@ -78,15 +79,21 @@ pub const OVERDUE_GRACE_SECONDS: u64 = 10;
 /// Cancels (as if `expiration:complete` had arrived) orders overdue by more than the grace
 /// period; called on every message orders handles and before every new order (reads
 /// stay read-only). Returns how many changed.
+///
+/// Runs without a trace context: the request or message that happens to run the
+/// backstop did not cause these cancellations, so their `order:cancelled` events carry
+/// no `traceparent`.
 pub fn cancel_overdue(store: &impl OrderStore, now: u64) -> anyhow::Result<usize> {
-    let cutoff = now.saturating_sub(OVERDUE_GRACE_SECONDS);
-    let mut cancelled = 0;
-    for order in store.overdue_orders(cutoff, 50)? {
-        if let Applied::Changed(_) = apply(store, order, Trigger::LockExpired, now)? {
-            cancelled += 1;
+    trace::without(|| {
+        let cutoff = now.saturating_sub(OVERDUE_GRACE_SECONDS);
+        let mut cancelled = 0;
+        for order in store.overdue_orders(cutoff, 50)? {
+            if let Applied::Changed(_) = apply(store, order, Trigger::LockExpired, now)? {
+                cancelled += 1;
+            }
         }
-    }
-    Ok(cancelled)
+        Ok(cancelled)
+    })
 }
 
 /// Shows a payments event on order `raw_id` (logged and ignored when there is no such
@@ -442,6 +449,54 @@ mod tests {
         assert_eq!(
             store.order(&order.id).unwrap().unwrap().version,
             order.version + 1
+        );
+    }
+
+    #[test]
+    fn a_messages_events_carry_its_traceparent_and_the_backstops_none() {
+        use common::outbox::testing::pending_traceparents;
+        use common::testing::{traced_message, traceparent};
+
+        let store = store();
+        let overdue = placed_on(&store, "t1");
+        // Not overdue yet: its expiration:complete, early as far as orders knows, decides.
+        put_ticket(&store, "t2", 1099);
+        let ticket = store.ticket("t2").unwrap().unwrap();
+        let expiring = Order::place("buyer", ticket, ExpiresAt::from_unix_seconds(NOW + 600));
+        store.insert_order(&expiring, NOW).unwrap();
+        let queued_before = pending_traceparents(store.db()).unwrap().len();
+        let now = overdue.expires_at.unix_seconds() + OVERDUE_GRACE_SECONDS;
+
+        // As `on_message` runs a message: the backstop, then the message's own work.
+        let consumer = traceparent(9);
+        let payload = traced_message(expired(&expiring), Some(&consumer));
+        common::message::serve(&payload, || {
+            assert_eq!(cancel_overdue(&store, now)?, 1);
+            handle(&store, &payload, now)
+        })
+        .unwrap();
+
+        let events = outbox(&store);
+        let traceparents = pending_traceparents(store.db()).unwrap();
+        let cancelled: Vec<_> = events[queued_before..]
+            .iter()
+            .zip(&traceparents[queued_before..])
+            .map(|(event, traceparent)| match event {
+                Event::OrderCancelled(cancelled) => (cancelled.id.clone(), traceparent.clone()),
+                other => panic!("queued {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            cancelled,
+            [
+                (overdue.id.to_string(), None),
+                (expiring.id.to_string(), Some(consumer.to_string())),
+            ]
+        );
+        assert_eq!(
+            trace::current(),
+            Some(consumer),
+            "restored after the backstop"
         );
     }
 }

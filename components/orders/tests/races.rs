@@ -107,7 +107,13 @@ fn order_request(user: &str) -> Request {
 }
 
 fn message(event: impl Into<Event>) -> Vec<u8> {
-    events::encode(&event.into(), "/tessera/test", "id", "2027-01-15T08:00:00Z")
+    events::encode(
+        &event.into(),
+        "/tessera/test",
+        "id",
+        "2027-01-15T08:00:00Z",
+        None,
+    )
 }
 
 #[test]

@@ -54,19 +54,20 @@ async fn handle_payments(incoming: spin_sdk::http::IncomingRequest) -> Response 
     common::http::serve(incoming, router()).await
 }
 
-/// One Redis message: an order event for the replica, or a keyspace notification that a
-/// refund retry is due. Only store failures are errors; the host logs them (the chain
-/// is folded into the message, which is all it prints).
+/// One Redis message, in its trace context: an order event for the replica, or a
+/// keyspace notification that a refund retry is due. Only store failures are errors;
+/// the host logs them (the chain is folded into the message, which is all it prints).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 async fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    let fold = |err: anyhow::Error| anyhow::anyhow!("{err:#}");
-    let service = Service::open().map_err(fold)?;
-    let payments = &service.deps.payments;
-    service
-        .run(async { messages::handle(payments, &message, now()) })
-        .await
-        .map_err(fold)
+    common::message::serve_async(&message, async {
+        let service = Service::open()?;
+        let payments = &service.deps.payments;
+        service
+            .run(async { messages::handle(payments, &message, now()) })
+            .await
+    })
+    .await
 }
 
 /// The payments routes. Anything else, including a known path with another method, is

@@ -5,6 +5,9 @@
 //! order's cancellation) is made before the answer, and one queued by a Redis message
 //! (the cancellation that arrived after the payment) before the message is done.
 //!
+//! Each `payment:refunded` carries the trace context the refund was queued with (the
+//! cancellation or payment that called for it), whichever run of the worker makes it.
+//!
 //! A try that fails (Stripe unreachable, 5xx, or a refusal) is logged and retried after a
 //! back-off (`domain::refund::retry_delay`). So that the retry does not wait for the next
 //! unrelated activity, [`make_due`] returns when the next one is due and the Spin glue
@@ -133,6 +136,42 @@ mod tests {
         run(make_due(&deps.payments, &deps.stripe, NOW + 1_000)).unwrap();
         assert_eq!(deps.stripe.refunds(), ["pi_fake1"]);
         assert_eq!(refunded_events(&deps.payments).len(), 1);
+    }
+
+    #[test]
+    fn the_refund_event_carries_the_trace_of_what_queued_it() {
+        use common::outbox::testing::pending_traceparents;
+        use common::testing::traceparent;
+        use common::trace;
+
+        let (cause, other) = (traceparent(1), traceparent(2));
+        for queued_in in [Some(cause), None] {
+            let deps = deps();
+            trace::with_current(queued_in.clone(), || queued(&deps.payments));
+            // Tried in the context of other requests: first Stripe is down, then the
+            // retry is made.
+            deps.stripe.go_down();
+            let first = trace::with_current(Some(other.clone()), || {
+                run(make_due(&deps.payments, &deps.stripe, NOW))
+            });
+            assert_eq!(first.unwrap(), Some(NOW + 2));
+            deps.stripe.come_back();
+            let retry = trace::with_current(Some(other.clone()), || {
+                run(make_due(&deps.payments, &deps.stripe, NOW + 2))
+            });
+            assert_eq!(retry.unwrap(), None);
+
+            let events = outbox(&deps.payments);
+            let traceparents = pending_traceparents(deps.payments.db()).unwrap();
+            let refunded: Vec<_> = events
+                .iter()
+                .zip(traceparents)
+                .filter(|(event, _)| matches!(event, Event::PaymentRefunded(_)))
+                .map(|(_, traceparent)| traceparent)
+                .collect();
+            let expected = queued_in.as_ref().map(ToString::to_string);
+            assert_eq!(refunded, [expected], "queued in {queued_in:?}");
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub const SOURCE: &str = "/tessera/payments";
 pub const ATTEMPT_LEASE_SECONDS: u64 = 60;
 
 /// The tables ([`sqlite::Schema`]: applied once per database).
-pub const SCHEMA: Schema = Schema { migrations: &[V1] };
+pub const SCHEMA: Schema = Schema {
+    migrations: &[V1, V2],
+};
 
 /// The first schema, one statement per entry (hosts run a single statement per call).
 const V1: &[&str] = &[
@@ -91,6 +93,11 @@ const V1: &[&str] = &[
     outbox::SCHEMA,
     outbox::META_SCHEMA,
 ];
+
+/// The trace context of whatever queued a refund (`common::trace`; NULL: none), so its
+/// `payment:refunded`, made later or by another request's worker run, continues the
+/// trace of the cancellation or payment that called for it.
+const V2: &[&str] = &["ALTER TABLE refunds ADD COLUMN traceparent TEXT"];
 
 /// The result of [`Payments::claim_attempt`].
 #[derive(Debug, Clone, PartialEq, Eq)]

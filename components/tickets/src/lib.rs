@@ -35,13 +35,13 @@ async fn handle_tickets(incoming: spin_sdk::http::IncomingRequest) -> Response {
     common::http::serve(incoming, router()).await
 }
 
-/// One message from a subscribed channel (the envelope's `type` says which). Only store
-/// failures are errors; the host logs them (the chain is folded into the message, which
-/// is all it prints).
+/// One message from a subscribed channel (the envelope's `type` says which), in its
+/// trace context. Only store failures are errors; the host logs them (the chain is
+/// folded into the message, which is all it prints).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_message(message: Vec<u8>) -> anyhow::Result<()> {
-    common::error::fold_chain(|| {
+    common::message::serve(&message, || {
         Service::open()?.run(|deps| messages::handle(&message, &deps.tickets, deps.now))
     })
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::traceparent;
 use serde_json::json;
 
 const TICKET_ID: &str = "5b3c9f1e-8d2a-4c6b-9e0f-1a2b3c4d5e6f";
@@ -121,23 +122,57 @@ fn every_channel_has_one_example() {
 #[test]
 fn every_event_round_trips() {
     for event in examples() {
-        let bytes = encode(&event, "/tessera/test", "id-1", "2026-11-24T10:00:00Z");
+        let bytes = encode(
+            &event,
+            "/tessera/test",
+            "id-1",
+            "2026-11-24T10:00:00Z",
+            None,
+        );
         assert_eq!(decode(&bytes).unwrap(), event, "{}", event.channel());
     }
 }
 
 #[test]
+fn every_event_round_trips_with_its_traceparent() {
+    let traceparent = traceparent(1);
+    for event in examples() {
+        let bytes = encode(&event, "/tessera/test", "id-1", "t", Some(&traceparent));
+        assert_eq!(decode(&bytes).unwrap(), event, "{}", event.channel());
+        let envelope: Envelope = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(envelope.traceparent.as_deref(), Some(traceparent.as_str()));
+        assert_eq!(crate::trace::of_message(&bytes), Some(traceparent.clone()));
+    }
+}
+
+#[test]
 fn readme_examples_are_what_encode_writes_and_decode_reads() {
+    let mut traced = Vec::new();
     for event in examples() {
         let golden = readme_example(event.channel());
         let decoded = decode(golden.to_string().as_bytes()).unwrap();
         assert_eq!(decoded, event, "{}", event.channel());
 
         let field = |name: &str| golden[name].as_str().unwrap().to_owned();
-        let encoded = encode(&event, &field("source"), &field("id"), &field("time"));
+        // A documented traceparent must be a valid one, written back as it is.
+        let traceparent = golden.get("traceparent").map(|value| {
+            let text = value.as_str().unwrap_or_default();
+            TraceParent::parse(text).unwrap_or_else(|| panic!("invalid traceparent {value}"))
+        });
+        if traceparent.is_some() {
+            traced.push(event.channel());
+        }
+        let encoded = encode(
+            &event,
+            &field("source"),
+            &field("id"),
+            &field("time"),
+            traceparent.as_ref(),
+        );
         let encoded: Value = serde_json::from_slice(&encoded).unwrap();
         assert_eq!(encoded, golden, "{}", event.channel());
     }
+    assert_eq!(traced, ["order:created"], "the examples with a traceparent");
 }
 
 #[test]
@@ -150,6 +185,7 @@ fn envelopes_have_the_documented_attributes_in_order() {
         "/tessera/expiration",
         "id-9",
         "2026-11-24T10:03:30Z",
+        None,
     );
     assert_eq!(
         String::from_utf8(bytes).unwrap(),
@@ -175,6 +211,57 @@ fn absent_options_and_optional_attributes_are_accepted() {
 }
 
 #[test]
+fn the_traceparent_follows_the_documented_attributes() {
+    let event = Event::from(ExpirationComplete {
+        order_id: "o1".into(),
+    });
+    let traceparent = traceparent(7);
+    let bytes = encode(&event, "/s", "i", "t", Some(&traceparent));
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        format!(
+            r#"{{"specversion":"1.0","id":"i","type":"expiration:complete","source":"/s","time":"t","datacontenttype":"application/json","traceparent":"{traceparent}","data":{{"order_id":"o1"}}}}"#
+        )
+    );
+}
+
+#[test]
+fn a_missing_or_invalid_traceparent_never_refuses_an_event() {
+    let base: Value =
+        serde_json::from_slice(&envelope("expiration:complete", json!({"order_id": "o"}))).unwrap();
+    let expected = Event::from(ExpirationComplete {
+        order_id: "o".into(),
+    });
+    for traceparent in [
+        None,
+        Some(json!("00-abc")),
+        Some(json!(
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01"
+        )),
+        Some(json!(null)),
+        Some(json!(55)),
+        Some(json!({"trace": "x"})),
+        Some(json!([
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ])),
+    ] {
+        let mut value = base.clone();
+        if let Some(traceparent) = &traceparent {
+            value["traceparent"] = traceparent.clone();
+        }
+        let bytes = serde_json::to_vec(&value).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), expected, "{traceparent:?}");
+        let envelope: Envelope = serde_json::from_slice(&bytes).unwrap();
+        let kept = traceparent.as_ref().and_then(Value::as_str);
+        assert_eq!(
+            envelope.traceparent.as_deref(),
+            kept,
+            "as received, if a string"
+        );
+    }
+}
+
+#[test]
 fn null_order_id_is_encoded_as_null() {
     let event = Event::from(TicketUpdated {
         id: "t".into(),
@@ -184,7 +271,7 @@ fn null_order_id_is_encoded_as_null() {
         user_id: "u".into(),
         order_id: None,
     });
-    let value: Value = serde_json::from_slice(&encode(&event, "s", "i", "t")).unwrap();
+    let value: Value = serde_json::from_slice(&encode(&event, "s", "i", "t", None)).unwrap();
     assert_eq!(value["data"]["order_id"], Value::Null);
 }
 

@@ -110,6 +110,23 @@ impl Publisher for MemoryPublisher {
     }
 }
 
+/// The `traceparent` of each event waiting in the outbox, in `seq` order.
+pub fn pending_traceparents(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<Option<String>>> {
+    let result = db
+        .query("SELECT payload FROM outbox ORDER BY seq", &[])
+        .context("Failed to read the outbox")?;
+    result
+        .rows()
+        .map(|row| {
+            let payload = row
+                .get::<&[u8]>("payload")
+                .ok_or_else(|| anyhow!("payload is not a blob"))?;
+            let envelope: events::Envelope = serde_json::from_slice(payload)?;
+            Ok(envelope.traceparent)
+        })
+        .collect()
+}
+
 /// The events waiting in the outbox, in `seq` order.
 pub fn pending(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<Event>> {
     let result = db

@@ -1,8 +1,9 @@
-use super::testing::{MemoryPublisher, pending};
+use super::testing::{MemoryPublisher, pending, pending_traceparents};
 use super::*;
 use crate::events::{ExpirationComplete, OrderCancelled, TicketRef};
 use crate::sqlite::testing::MemoryDb;
 use crate::sqlite::transaction;
+use crate::testing::traceparent;
 
 const NOW: u64 = 1_795_514_580;
 const SOURCE: &str = "/tessera/test";
@@ -69,8 +70,41 @@ fn enqueued_events_are_stored_as_envelopes() {
     assert_eq!(envelope.source, SOURCE);
     assert_eq!(envelope.event_type, "order:cancelled");
     assert_eq!(envelope.time.as_deref(), Some("2026-11-24T10:03:00Z"));
+    assert_eq!(envelope.traceparent, None, "no current trace context");
     let id = uuid::Uuid::parse_str(&envelope.id).unwrap();
     assert_eq!(id.get_version_num(), 4);
+}
+
+#[test]
+fn enqueued_events_carry_the_current_trace_context() {
+    let db = db();
+    let (first, second) = (traceparent(1), traceparent(2));
+    trace::set_current(Some(first.clone()));
+    enqueue_committed(&db, &[expired("o1")]);
+    trace::without(|| enqueue_committed(&db, &[expired("o2")]));
+    trace::set_current(Some(second.clone()));
+    enqueue_committed(&db, &[expired("o3")]);
+    trace::set_current(None);
+    enqueue_committed(&db, &[expired("o4")]);
+    assert_eq!(
+        pending_traceparents(&db).unwrap(),
+        [
+            Some(first.to_string()),
+            None,
+            Some(second.to_string()),
+            None
+        ]
+    );
+
+    // Relayed as queued: consumers see the context of what caused each event.
+    let publisher = MemoryPublisher::default();
+    relay(&db, &publisher).unwrap();
+    let published: Vec<_> = publisher
+        .published()
+        .iter()
+        .map(|(_, payload)| trace::of_message(payload))
+        .collect();
+    assert_eq!(published, [Some(first), None, Some(second), None]);
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn a_future_deadline_gets_an_entry_and_a_timer() {
     let redis = MemoryRedis::default();
     let deadline = NOW_MS + 3 * MINUTE;
     assert_eq!(
-        schedule(&redis, &id("o1"), deadline, NOW_MS).unwrap(),
+        schedule(&redis, &id("o1"), deadline, NOW_MS, None).unwrap(),
         Scheduled::Pending
     );
     assert_eq!(redis.entries(), vec![("o1".to_owned(), deadline)]);
@@ -32,7 +32,7 @@ fn scheduling_twice_is_scheduling_once() {
     let deadline = NOW_MS + 3 * MINUTE;
     for now in [NOW_MS, NOW_MS + 1_000] {
         assert_eq!(
-            schedule(&redis, &id("o1"), deadline, now).unwrap(),
+            schedule(&redis, &id("o1"), deadline, now, None).unwrap(),
             Scheduled::Pending
         );
     }
@@ -46,7 +46,7 @@ fn a_deadline_already_past_is_due_now_without_a_timer() {
     let publisher = MemoryPublisher::default();
     for (order, deadline) in [("past", NOW_MS - MINUTE), ("exactly", NOW_MS)] {
         assert_eq!(
-            schedule(&redis, &id(order), deadline, NOW_MS).unwrap(),
+            schedule(&redis, &id(order), deadline, NOW_MS, None).unwrap(),
             Scheduled::DueNow
         );
         assert_eq!(redis.timer(order), None);
@@ -112,13 +112,13 @@ fn the_event_is_an_expiration_complete_envelope() {
 fn an_order_whose_expiry_went_out_is_not_scheduled_again() {
     let redis = MemoryRedis::default();
     let publisher = MemoryPublisher::default();
-    schedule(&redis, &id("o1"), NOW_MS - 1, NOW_MS).unwrap();
+    schedule(&redis, &id("o1"), NOW_MS - 1, NOW_MS, None).unwrap();
     sweep(&redis, &publisher, NOW_MS).unwrap();
 
     // A late duplicate order:created (e.g. relayed twice by the orders outbox).
     for deadline in [NOW_MS - 1, NOW_MS + MINUTE] {
         assert_eq!(
-            schedule(&redis, &id("o1"), deadline, NOW_MS).unwrap(),
+            schedule(&redis, &id("o1"), deadline, NOW_MS, None).unwrap(),
             Scheduled::AlreadyExpired
         );
     }
@@ -243,7 +243,7 @@ fn redis_failures_while_scheduling_are_errors() {
     for op in [Op::IsDone, Op::Add] {
         let redis = MemoryRedis::default();
         redis.fail(op);
-        assert!(schedule(&redis, &id("o1"), NOW_MS + MINUTE, NOW_MS).is_err());
+        assert!(schedule(&redis, &id("o1"), NOW_MS + MINUTE, NOW_MS, None).is_err());
         redis.recover();
         assert!(redis.entries().is_empty(), "{op:?}");
         assert_eq!(redis.timer("o1"), None, "{op:?}");
@@ -253,7 +253,7 @@ fn redis_failures_while_scheduling_are_errors() {
     let redis = MemoryRedis::default();
     let publisher = MemoryPublisher::default();
     redis.fail(Op::ArmTimer);
-    assert!(schedule(&redis, &id("o1"), NOW_MS + MINUTE, NOW_MS).is_err());
+    assert!(schedule(&redis, &id("o1"), NOW_MS + MINUTE, NOW_MS, None).is_err());
     redis.recover();
     sweep(&redis, &publisher, NOW_MS + MINUTE).unwrap();
     assert_eq!(expired_orders(&publisher), ["o1"]);
@@ -316,7 +316,7 @@ fn replicas_sweeping_at_once_publish_each_expiry_once() {
     const ORDERS: usize = 600;
     let redis = MemoryRedis::default();
     for n in 0..ORDERS {
-        schedule(&redis, &id(&format!("o{n:04}")), NOW_MS - 1, NOW_MS).unwrap();
+        schedule(&redis, &id(&format!("o{n:04}")), NOW_MS - 1, NOW_MS, None).unwrap();
     }
     let start = Barrier::new(REPLICAS);
     let published: Vec<String> = std::thread::scope(|scope| {
@@ -342,4 +342,46 @@ fn replicas_sweeping_at_once_publish_each_expiry_once() {
     assert_eq!(sorted.len(), ORDERS, "some order never expired");
     assert_eq!(redis.claims(), ORDERS);
     assert!(redis.entries().is_empty());
+}
+
+#[test]
+fn the_trace_context_is_kept_until_a_day_after_the_deadline_and_published() {
+    use crate::deadlines::DONE_RETENTION_SECONDS;
+    use common::testing::traceparent;
+
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    let (first, duplicate) = (traceparent(1), traceparent(2));
+    let day = DONE_RETENTION_SECONDS * 1000;
+    let deadline = NOW_MS + 3 * MINUTE;
+    schedule(&redis, &id("o1"), deadline, NOW_MS, Some(&first)).unwrap();
+    // A duplicate order:created (another delivery, another consumer span): the first stays.
+    schedule(&redis, &id("o1"), deadline, NOW_MS, Some(&duplicate)).unwrap();
+    assert_eq!(
+        redis.kept_trace_of("o1"),
+        Some((first.clone(), deadline + day))
+    );
+    // A deadline already past: kept a day from now.
+    schedule(
+        &redis,
+        &id("late"),
+        NOW_MS - MINUTE,
+        NOW_MS,
+        Some(&duplicate),
+    )
+    .unwrap();
+    assert_eq!(
+        redis.kept_trace_of("late"),
+        Some((duplicate.clone(), NOW_MS + day))
+    );
+    // Nothing to keep: nothing written.
+    schedule(&redis, &id("none"), NOW_MS - MINUTE, NOW_MS, None).unwrap();
+    assert_eq!(redis.kept_trace_of("none"), None);
+
+    assert_eq!(sweep(&redis, &publisher, deadline).unwrap(), 3);
+    assert_eq!(expired_orders(&publisher), ["late", "none", "o1"]);
+    assert_eq!(
+        expiry_traces(&publisher),
+        [Some(duplicate.to_string()), None, Some(first.to_string())]
+    );
 }

@@ -1,5 +1,6 @@
 use common::events::{ExpirationComplete, OrderCancelled, TicketRef};
 use common::outbox::testing::MemoryPublisher;
+use common::testing::traceparent;
 
 use super::*;
 use crate::testing::*;
@@ -285,4 +286,78 @@ fn expiries_wait_while_a_restarted_redis_is_young() {
     publisher.set_redis_run("second", 3);
     deliver(&redis, &publisher, b"not an event", after_deadline);
     assert_eq!(expired_orders(&publisher), ["o1", "o2"]);
+}
+
+/// One replica handling `payload` as `on_message` does: in the message's trace context.
+fn serve(redis: &MemoryRedis, publisher: &MemoryPublisher, payload: &[u8], now_ms: u64) {
+    common::message::serve(payload, || handle(redis, publisher, payload, now_ms)).unwrap();
+}
+
+#[test]
+fn a_fired_timers_expiry_carries_the_trace_of_its_order_created() {
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    let consumer = traceparent(1);
+    let created = traced_message(order_created("o1", EXPIRES_AT), Some(&consumer));
+    serve(&redis, &publisher, &created, NOW_MS);
+    assert!(publisher.published().is_empty());
+
+    // The notification names only the key: no context of its own.
+    serve(&redis, &publisher, b"expiration:order:o1", DEADLINE_MS);
+    assert_eq!(expired_orders(&publisher), ["o1"]);
+    assert_eq!(expiry_traces(&publisher), [Some(consumer.to_string())]);
+}
+
+#[test]
+fn a_swept_expiry_carries_the_trace_of_its_order_created_not_the_sweeping_messages() {
+    let first = traceparent(1);
+    let other = traceparent(2);
+    for next in [
+        // Another traced order:created, still pending itself.
+        traced_message(order_created("o2", "2026-11-24T10:13:30Z"), Some(&other)),
+        b"sessions:abc".to_vec(),
+    ] {
+        let redis = MemoryRedis::default();
+        let publisher = MemoryPublisher::default();
+        let created = traced_message(order_created("o1", EXPIRES_AT), Some(&first));
+        serve(&redis, &publisher, &created, NOW_MS);
+        serve(&redis, &publisher, &next, DEADLINE_MS + 1);
+        assert_eq!(expired_orders(&publisher), ["o1"]);
+        assert_eq!(expiry_traces(&publisher), [Some(first.to_string())]);
+    }
+}
+
+#[test]
+fn an_order_created_without_a_trace_expires_without_one() {
+    let invalid = br#"{"specversion":"1.0","id":"1","type":"order:created","source":"/tessera/orders","traceparent":"00-abc","data":{"id":"o2","version":0,"status":"created","user_id":"u","expires_at":"2026-11-24T10:03:30Z","ticket":{"id":"t1","price_cents":1}}}"#;
+    for created in [message(order_created("o2", EXPIRES_AT)), invalid.to_vec()] {
+        let redis = MemoryRedis::default();
+        let publisher = MemoryPublisher::default();
+        serve(&redis, &publisher, &created, NOW_MS);
+        assert_eq!(redis.kept_trace_of("o2"), None, "nothing written");
+        // Swept by a traced message: still none.
+        let later = traced_message(
+            order_created("o3", "2026-11-24T10:13:30Z"),
+            Some(&traceparent(3)),
+        );
+        serve(&redis, &publisher, &later, DEADLINE_MS + 1);
+        assert_eq!(expired_orders(&publisher), ["o2"]);
+        assert_eq!(expiry_traces(&publisher), [None]);
+    }
+}
+
+#[test]
+fn a_trace_that_cannot_be_kept_or_read_costs_the_trace_not_the_expiry() {
+    let consumer = traceparent(1);
+    let created = traced_message(order_created("o1", EXPIRES_AT), Some(&consumer));
+    for op in [Op::KeepTrace, Op::KeptTrace] {
+        let redis = MemoryRedis::default();
+        let publisher = MemoryPublisher::default();
+        redis.fail(op);
+        serve(&redis, &publisher, &created, NOW_MS);
+        assert_eq!(redis.entries(), [("o1".to_owned(), DEADLINE_MS)], "{op:?}");
+        serve(&redis, &publisher, b"expiration:order:o1", DEADLINE_MS);
+        assert_eq!(expired_orders(&publisher), ["o1"], "{op:?}");
+        assert_eq!(expiry_traces(&publisher), [None], "{op:?}");
+    }
 }

@@ -177,3 +177,40 @@ fn connection_errors_name_the_command() {
     assert!(message.contains("Redis ZREM failed"), "{message}");
     assert!(message.contains("connection refused"), "{message}");
 }
+
+#[test]
+fn the_trace_context_is_kept_once_and_read_back() {
+    let traceparent = common::testing::traceparent(1);
+    let redis = Scripted::answering([
+        status_ok(),
+        vec![RedisResult::Nil],
+        vec![bulk(traceparent.as_str())],
+        vec![RedisResult::Nil],
+        vec![],
+        // Nothing of ours writes anything else there: no trace context.
+        vec![bulk("00-abc")],
+    ]);
+    let order = id("o1");
+    redis.keep_trace(&order, &traceparent, NOW_MS).unwrap();
+    redis.keep_trace(&order, &traceparent, NOW_MS).unwrap();
+    assert_eq!(redis.kept_trace(&order).unwrap(), Some(traceparent.clone()));
+    assert_eq!(redis.kept_trace(&order).unwrap(), None);
+    assert_eq!(redis.kept_trace(&order).unwrap(), None);
+    assert_eq!(redis.kept_trace(&order).unwrap(), None);
+    let set = format!("SET expiration:trace:o1 {traceparent} NX PXAT 1795514580000");
+    assert_eq!(
+        commands(&redis),
+        [
+            set.as_str(),
+            set.as_str(),
+            "GET expiration:trace:o1",
+            "GET expiration:trace:o1",
+            "GET expiration:trace:o1",
+            "GET expiration:trace:o1",
+        ]
+    );
+
+    let redis = Scripted::answering([int(1), int(1)]);
+    assert!(redis.keep_trace(&order, &traceparent, NOW_MS).is_err());
+    assert!(redis.kept_trace(&order).is_err());
+}

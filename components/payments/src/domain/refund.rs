@@ -9,6 +9,7 @@
 //! Stripe's Refunds API, retried while Stripe is unreachable.
 
 use common::events::PaymentRefunded;
+use common::trace::TraceParent;
 
 use super::OrderId;
 
@@ -53,6 +54,8 @@ pub struct Refund {
     pub reason: RefundReason,
     /// Failed tries so far.
     pub attempts: u32,
+    /// The trace context of what queued it, which its `payment:refunded` carries.
+    pub traceparent: Option<TraceParent>,
 }
 
 impl Refund {
@@ -95,6 +98,7 @@ mod tests {
             order_id: OrderId::parse("9e8d7c6b-5a4f-4e3d-a2c1-b0a9f8e7d6c5").unwrap(),
             reason: RefundReason::OrderCancelled,
             attempts: 0,
+            traceparent: None,
         }
     }
 

@@ -10,7 +10,10 @@
 use anyhow::{Context, anyhow};
 use common::events::Event;
 use common::outbox;
-use common::sqlite::{Database, Row, get_text, get_u64, integer, text, transaction};
+use common::sqlite::{
+    Database, Row, Value, get_opt_text, get_text, get_u64, integer, text, transaction,
+};
+use common::trace::{self, TraceParent};
 
 use super::{Payments, SOURCE, parse_order_id};
 use crate::domain::refund::retry_delay;
@@ -25,18 +28,24 @@ const BATCH: u64 = 20;
 
 impl<D: Database> Payments<D> {
     /// Queues the refund of `payment`'s charge, due now, inside the caller's
-    /// transaction. A charge is refunded at most once: queuing it again does nothing.
+    /// transaction, with the current trace context (what calls for the refund). A charge
+    /// is refunded at most once: queuing it again does nothing.
     pub(super) fn queue_refund(
         &self,
         payment: &Payment,
         reason: RefundReason,
         now: u64,
     ) -> anyhow::Result<()> {
+        let traceparent = match trace::current() {
+            Some(traceparent) => text(traceparent.as_str()),
+            None => Value::Null,
+        };
         self.db
             .query(
                 "INSERT OR IGNORE INTO refunds
-                    (stripe_id, payment_id, order_id, reason, next_attempt_at, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                    (stripe_id, payment_id, order_id, reason, next_attempt_at, created_at,
+                     traceparent)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
                 &[
                     text(payment.stripe_id.as_str()),
                     text(payment.id.as_str()),
@@ -44,6 +53,7 @@ impl<D: Database> Payments<D> {
                     text(reason.as_str()),
                     integer(now)?,
                     integer(now)?,
+                    traceparent,
                 ],
             )
             .with_context(|| format!("Failed to queue the refund of {}", payment.stripe_id))?;
@@ -73,7 +83,7 @@ impl<D: Database> Payments<D> {
                     (SELECT stripe_id FROM refunds
                      WHERE refund_id IS NULL AND next_attempt_at <= ?
                      ORDER BY next_attempt_at LIMIT ?)
-                 RETURNING stripe_id, payment_id, order_id, reason, attempts",
+                 RETURNING stripe_id, payment_id, order_id, reason, attempts, traceparent",
                 &[
                     integer(now.saturating_add(REFUND_LEASE_SECONDS))?,
                     integer(now)?,
@@ -86,7 +96,16 @@ impl<D: Database> Payments<D> {
 
     /// Stripe made `refund` as `refund_id`: stores it and queues `payment:refunded`,
     /// in one transaction. Whether this call recorded it (a second call does nothing).
+    ///
+    /// The event carries the trace context the refund was queued with, not the current
+    /// one: the worker makes every due refund, also ones queued by earlier requests.
     pub fn refund_made(&self, refund: &Refund, refund_id: &str, now: u64) -> anyhow::Result<bool> {
+        trace::with_current(refund.traceparent.clone(), || {
+            self.store_refund(refund, refund_id, now)
+        })
+    }
+
+    fn store_refund(&self, refund: &Refund, refund_id: &str, now: u64) -> anyhow::Result<bool> {
         transaction(&self.db, || {
             let updated = self
                 .db
@@ -163,7 +182,13 @@ fn refund_from(row: &Row<'_>) -> anyhow::Result<Refund> {
     let stripe_id = get_text(row, "stripe_id")?;
     let reason = get_text(row, "reason")?;
     let attempts = get_u64(row, "attempts")?;
+    // Only this code writes it; anything unreadable is just no trace context.
+    let traceparent = get_opt_text(row, "traceparent")
+        .ok()
+        .flatten()
+        .and_then(|text| TraceParent::parse(&text));
     Ok(Refund {
+        traceparent,
         reason: RefundReason::parse(&reason)
             .ok_or_else(|| anyhow!("Stored refund of {stripe_id} has reason {reason:?}"))?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),

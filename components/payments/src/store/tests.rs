@@ -280,8 +280,11 @@ fn a_database_from_before_customers_gets_the_table() {
     let db = common::sqlite::testing::MemoryDb::new();
     let store = Payments::new(&db).unwrap();
     store.remember_intent(&order(), "pi_1", NOW).unwrap();
-    // A database from before customers (and before schema versions: user_version 0).
+    // A database from before customers (and before schema versions: user_version 0),
+    // so also from before refunds kept their trace context.
     db.query("DROP TABLE customers", &[]).unwrap();
+    db.query("ALTER TABLE refunds DROP COLUMN traceparent", &[])
+        .unwrap();
     db.query("PRAGMA user_version = 0", &[]).unwrap();
 
     let reopened = Payments::new(&db).unwrap();
@@ -294,6 +297,23 @@ fn a_database_from_before_customers_gets_the_table() {
         again.customer_of(&order()).unwrap().as_deref(),
         Some("cus_1")
     );
+}
+
+#[test]
+fn refunds_queued_before_trace_contexts_are_made_without_one() {
+    let db = common::sqlite::testing::MemoryDb::new();
+    sqlite::migrate(&db, &Schema { migrations: &[V1] }).unwrap();
+    db.query(
+        "INSERT INTO refunds (stripe_id, payment_id, order_id, reason, next_attempt_at, created_at)
+         VALUES ('pi_1', 'p1', ?, 'order_cancelled', ?, ?)",
+        &[text(ORDER), integer(NOW).unwrap(), integer(NOW).unwrap()],
+    )
+    .unwrap();
+
+    let store = Payments::new(&db).unwrap();
+    let [refund] = <[_; 1]>::try_from(store.claim_due_refunds(NOW).unwrap()).unwrap();
+    assert_eq!(refund.stripe_id, "pi_1");
+    assert_eq!(refund.traceparent, None);
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn message(event: impl Into<Event>) -> Vec<u8> {
         "/tessera/orders",
         "id-1",
         "2026-11-24T10:00:00Z",
+        None,
     )
 }
 
@@ -209,4 +210,33 @@ fn database_failures_are_errors() {
     assert!(handle(&created("o1", TICKET), &store, NOW).is_err());
     store.db().heal();
     assert_eq!(holder(&store), None);
+}
+
+#[test]
+fn the_reservation_continues_the_trace_of_its_order_created() {
+    use common::outbox::testing::pending_traceparents;
+    use common::testing::{traced_message, traceparent};
+
+    let store = store();
+    let consumer = traceparent(4);
+    let order = OrderCreated {
+        id: "o1".into(),
+        version: 0,
+        status: OrderStatus::Created,
+        user_id: "buyer".into(),
+        expires_at: "2026-11-24T10:03:00Z".into(),
+        ticket: OrderTicket {
+            id: TICKET.into(),
+            price_cents: 1099,
+        },
+    };
+    // As `on_message` runs it.
+    let payload = traced_message(order, Some(&consumer));
+    common::message::serve(&payload, || handle(&payload, &store, NOW)).unwrap();
+    assert_eq!(holder(&store).as_deref(), Some("o1"));
+    // `ticket:created` (queued by the test setup, outside any trace), `ticket:updated`.
+    assert_eq!(
+        pending_traceparents(store.db()).unwrap(),
+        [None, Some(consumer.to_string())]
+    );
 }
