@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod runtime_config;
 pub mod state;
 pub mod telemetry;
+pub mod traces;
 pub mod triggers;
 pub mod variables;
 pub mod watch;

@@ -15,11 +15,19 @@ fn main() -> ExitCode {
     }
     let cli = tessera::cli::Cli::parse();
     tessera::telemetry::init();
-    match cli.command.execute() {
+    // Before the async runtime starts, and flushed after it stopped: the OTLP exporter's
+    // blocking client must not be created or dropped on it.
+    if let Err(e) = tessera::traces::init() {
+        eprintln!("Error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let code = match cli.command.execute() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    tessera::traces::shutdown();
+    code
 }

@@ -15,6 +15,7 @@ use crate::app::ComponentSpec;
 use crate::capabilities::outbound_http::OutboundHttp;
 use crate::capabilities::{key_value, redis, sqlite};
 use crate::guest_output::GuestOutput;
+use crate::traces::Trace;
 
 /// Everything about a component that all its instances share, built once per version
 /// (at startup, and on each reload by `tessera watch`).
@@ -42,6 +43,8 @@ pub struct HostState {
     outbound_http: OutboundHttp,
     pub limits: StoreLimits,
     pub component: Arc<ComponentContext>,
+    /// The span of the request or message this instance serves (tracing on only).
+    pub trace: Option<Trace>,
 }
 
 impl HostState {
@@ -67,7 +70,14 @@ impl HostState {
             outbound_http: OutboundHttp::new(component.clone()),
             limits,
             component,
+            trace: None,
         })
+    }
+
+    /// Makes `trace` the parent of this instance's host calls and outbound requests.
+    pub fn set_trace(&mut self, trace: Trace) {
+        self.outbound_http.trace = Some(trace.clone());
+        self.trace = Some(trace);
     }
 }
 

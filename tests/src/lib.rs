@@ -6,6 +6,7 @@ pub mod faults;
 pub mod harness;
 pub mod invariants;
 pub mod marketplace;
+pub mod otlp;
 pub mod session;
 pub mod stripe;
 pub mod topology;

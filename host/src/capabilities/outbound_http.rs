@@ -2,18 +2,26 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
+
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::allowed_hosts::default_port;
 use crate::state::ComponentContext;
+use crate::traces::{self, Trace};
 
 pub struct OutboundHttp {
     component: Arc<ComponentContext>,
+    /// The span of the instance's request or message, parent of each outbound request's.
+    pub trace: Option<Trace>,
 }
 
 impl OutboundHttp {
     pub fn new(component: Arc<ComponentContext>) -> Self {
-        OutboundHttp { component }
+        OutboundHttp {
+            component,
+            trace: None,
+        }
     }
 
     fn is_allowed(&self, uri: &http::Uri) -> bool {
@@ -41,7 +49,7 @@ type ResponseFuture = Box<
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
@@ -60,14 +68,53 @@ impl WasiHttpHooks for OutboundHttp {
             first_byte_timeout: options.and_then(|o| o.first_byte_timeout).or(default),
             between_bytes_timeout: options.and_then(|o| o.between_bytes_timeout).or(default),
         };
+        let mut span = match &self.trace {
+            Some(trace) => trace.host_call(
+                request.method().to_string(),
+                [
+                    KeyValue::new("http.request.method", request.method().to_string()),
+                    KeyValue::new("url.full", redacted(request.uri())),
+                    KeyValue::new(
+                        "server.address",
+                        request.uri().host().unwrap_or_default().to_owned(),
+                    ),
+                ],
+            ),
+            None => traces::HostCall::NONE,
+        };
+        if let Some(cx) = span.context() {
+            traces::inject_unless_present(&cx, request.headers_mut());
+        }
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let sent = wasmtime_wasi_http::default_send_request(request, Some(options)).await;
+            let (response, io) = match sent {
+                Ok(sent) => sent,
+                Err(e) => {
+                    span.fail(&e);
+                    return Err(e);
+                }
+            };
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(response.status().as_u16()),
+            ));
+            drop(span);
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
     }
+}
+
+/// The URL without credentials or query (either may carry secrets), for the span.
+fn redacted(uri: &http::Uri) -> String {
+    let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "{}://{}{port}{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.host().unwrap_or_default(),
+        uri.path()
+    )
 }

@@ -100,6 +100,25 @@ impl HostState {
         cmd: ::redis::Cmd,
     ) -> wasmtime::Result<Result<T, Error>> {
         let mut conn = self.table.get(handle)?.conn.clone();
+        let mut span = match &self.trace {
+            Some(trace) => {
+                // The command name only: arguments carry keys and payloads.
+                let name = match cmd.args_iter().next() {
+                    Some(::redis::Arg::Simple(bytes)) => {
+                        String::from_utf8_lossy(bytes).to_uppercase()
+                    }
+                    _ => "redis".to_owned(),
+                };
+                trace.host_call(
+                    format!("redis {name}"),
+                    [
+                        opentelemetry::KeyValue::new("db.system.name", "redis"),
+                        opentelemetry::KeyValue::new("db.operation.name", name),
+                    ],
+                )
+            }
+            None => crate::traces::HostCall::NONE,
+        };
         let result = match cmd.query_async::<T>(&mut conn).await {
             // The shared connection learns that Redis went away (a restart) only when a
             // command fails on it, and reconnects then. Without a second try, that first
@@ -109,6 +128,9 @@ impl HostState {
             Err(e) if e.is_connection_dropped() => cmd.query_async::<T>(&mut conn).await,
             other => other,
         };
+        if let Err(e) = &result {
+            span.fail(e);
+        }
         Ok(result.map_err(to_guest_error))
     }
 }

@@ -18,13 +18,16 @@ use crate::state::HostState;
 
 /// A pool of open connections to one database file.
 pub struct DbPool {
+    /// The label components open it by (`db.namespace` in traces).
+    label: String,
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
 
 impl DbPool {
-    pub fn new(path: PathBuf) -> Arc<Self> {
+    pub fn new(label: impl Into<String>, path: PathBuf) -> Arc<Self> {
         Arc::new(DbPool {
+            label: label.into(),
             path,
             idle: Mutex::new(Vec::new()),
         })
@@ -170,6 +173,25 @@ impl HostState {
         let Some(conn) = resource.conn.take() else {
             return Ok(Err(DbError::InvalidConnection));
         };
+        let mut span = match &self.trace {
+            Some(trace) => {
+                let operation = statement
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_uppercase();
+                trace.host_call(
+                    format!("sqlite {operation}"),
+                    [
+                        opentelemetry::KeyValue::new("db.system.name", "sqlite"),
+                        opentelemetry::KeyValue::new("db.namespace", resource.pool.label.clone()),
+                        opentelemetry::KeyValue::new("db.operation.name", operation),
+                        opentelemetry::KeyValue::new("db.query.text", statement.clone()),
+                    ],
+                )
+            }
+            None => crate::traces::HostCall::NONE,
+        };
         let joined = tokio::task::spawn_blocking(move || {
             let result = run_statement(&conn, &statement, params);
             let stats = (conn.last_insert_rowid(), conn.changes());
@@ -181,6 +203,9 @@ impl HostState {
         resource.conn = Some(conn);
         resource.last_insert_rowid = rowid;
         resource.changes = changes;
+        if let Err(e) = &result {
+            span.fail(e);
+        }
         Ok(result.map_err(|e| DbError::Io(e.to_string())))
     }
 

@@ -315,7 +315,7 @@ fn open_pools(
             let Some(crate::runtime_config::Backend::File(path)) = backends.get(label) else {
                 bail!("label `{label}` is not declared in the runtime config");
             };
-            let pool = DbPool::new(path.clone());
+            let pool = DbPool::new(label.as_str(), path.clone());
             pool.check()?;
             pools.insert(label.clone(), pool);
         }

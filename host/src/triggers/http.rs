@@ -24,6 +24,7 @@ use crate::app::App;
 use crate::manifest::ComponentId;
 use crate::router::{Route, RouteMatch, Router};
 use crate::runtime::{ComponentHandle, Runtime};
+use crate::traces::Trace;
 
 /// One routable component: its id and its current version (which holds the pre-linked
 /// HTTP entry point).
@@ -150,10 +151,23 @@ impl HttpServer {
             _ if path.starts_with(WELL_KNOWN) => (well_known(&path), None),
             None => (error_response(StatusCode::NOT_FOUND, "Not Found"), None),
             Some((route, target, matched)) => {
-                let response = match self.dispatch(req, client, route, target, matched).await {
+                let trace = Trace::http_request(
+                    target.id.as_str(),
+                    &method,
+                    &route.raw,
+                    &path,
+                    req.headers(),
+                );
+                let dispatched = self
+                    .dispatch(req, client, route, target, matched, trace.clone())
+                    .await;
+                let response = match dispatched {
                     Ok(response) => response,
                     Err(failure) => failure.into_response(&target.id),
                 };
+                if let Some(trace) = trace {
+                    end_request_span(trace, response.status());
+                }
                 (response, Some(target.id.clone()))
             }
         };
@@ -181,9 +195,14 @@ impl HttpServer {
         route: &Route,
         target: &Arc<HttpComponent>,
         matched: RouteMatch,
+        trace: Option<Trace>,
     ) -> Result<Response<HyperOutgoingBody>, Failure> {
         let req = self.read_body(req).await?;
-        let req = self.add_spin_headers(req, client, route, &matched);
+        let mut req = self.add_spin_headers(req, client, route, &matched);
+        if let Some(trace) = &trace {
+            // The guest continues the request's span, not the caller's.
+            trace.inject(req.headers_mut());
+        }
 
         let permit = self
             .instances
@@ -195,6 +214,9 @@ impl HttpServer {
         // watch` installs a new one meanwhile.
         let loaded = target.handle.current();
         let mut store = self.runtime.new_store(&loaded).map_err(Failure::Host)?;
+        if let Some(trace) = trace {
+            store.data_mut().set_trace(trace);
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
@@ -336,6 +358,16 @@ impl HttpServer {
         }
         req
     }
+}
+
+/// Ends a request's span at its response head, failed for a 5xx.
+fn end_request_span(trace: Trace, status: StatusCode) {
+    trace.set_attribute(opentelemetry::KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    let error = status.is_server_error().then(|| status.to_string());
+    trace.end(error.as_deref());
 }
 
 /// Why a request did not get the component's response.

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::app::App;
 use crate::manifest::ComponentId;
 use crate::runtime::{ComponentHandle, Runtime};
+use crate::traces::Trace;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// At most this long between attempts while Redis is away, so every subscriber is back
@@ -209,7 +210,12 @@ impl RedisTrigger {
         self.in_flight.spawn(async move {
             let _permit = permit;
             let started = std::time::Instant::now();
-            let result = handle_message(&runtime, &target, &payload).await;
+            let mut payload = payload;
+            let trace = Trace::redis_message(target.id.as_str(), &channel, &mut payload);
+            let result = handle_message(&runtime, &target, &payload, trace.clone()).await;
+            if let Some(trace) = trace {
+                trace.end(result.as_ref().err().map(|e| format!("{e:#}")).as_deref());
+            }
             let micros = started.elapsed().as_micros() as u64;
             if let Some(metrics) = crate::metrics::get() {
                 metrics.message(&channel, target.id.as_str(), result.is_ok(), received.elapsed());
@@ -230,6 +236,7 @@ async fn handle_message(
     runtime: &Runtime,
     target: &RedisComponent,
     payload: &Vec<u8>,
+    trace: Option<Trace>,
 ) -> anyhow::Result<()> {
     // Taken once: this message runs on this version to the end, even if `tessera watch`
     // installs a new one meanwhile.
@@ -239,6 +246,9 @@ async fn handle_message(
         anyhow::bail!("the component has no Redis entry point");
     };
     let mut store = runtime.new_store(&loaded)?;
+    if let Some(trace) = trace {
+        store.data_mut().set_trace(trace);
+    }
     let timeout = runtime.limits.timeout;
     let run = async {
         let handler = pre.instantiate_async(&mut store).await?;

@@ -71,7 +71,7 @@ fn allocate(_: Request, params: Params) -> Response {
 fn echo_spin_headers(req: Request, _: Params) -> Response {
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers()
-        .filter(|(name, _)| name.starts_with("spin-") || *name == "host")
+        .filter(|(name, _)| name.starts_with("spin-") || *name == "host" || *name == "traceparent")
         .map(|(name, value)| (name.to_owned(), value.as_str().unwrap_or("").into()))
         .collect();
     text(200, &serde_json::Value::Object(headers).to_string())
