@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = tessera::cli::Cli::parse();
-    tessera::telemetry::init();
+    let log_guard = tessera::telemetry::init();
     // Before the async runtime starts, and flushed after it stopped: the OTLP exporter's
     // blocking client must not be created or dropped on it.
     if let Err(e) = tessera::traces::init() {
@@ -29,5 +29,6 @@ fn main() -> ExitCode {
         }
     };
     tessera::traces::shutdown();
+    drop(log_guard);
     code
 }
