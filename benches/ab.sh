@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Hello served by several host variants side by side, in alternating rounds, so that the
+# drift of the machine hits every variant alike: the way to see a change of a few percent.
+#   bash benches/ab.sh before=/tmp/tessera-old after=target/release/tessera \
+#     'traced=target/release/tessera OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318'
+# Each argument is LABEL=BINARY [ENV=VALUE ...] (quote it when it has environment).
+# Knobs: ROUNDS (4), DURATION (wrk per round, 10s), CONNS ("1 32"). Prints one line per
+# variant and connection count: the median requests/s over the rounds, and each round's.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROUNDS="${ROUNDS:-4}"
+DURATION="${DURATION:-10s}"
+CONNS="${CONNS:-1 32}"
+command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
+unset RUST_BACKTRACE
+(cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
+
+STATE="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$STATE"
+}
+trap cleanup EXIT
+
+APP="$ROOT/host/tests/apps/conformance"
+LABELS=()
+declare -A URL
+for spec in "$@"; do
+  label="${spec%%=*}"
+  read -r -a words <<<"${spec#*=}"
+  binary="${words[0]}"
+  log="$STATE/$label.log"
+  env SPIN_VARIABLE_SECRET_TOKEN=x "${words[@]:1}" "$binary" up -f "$APP/spin.toml" \
+    --runtime-config-file "$APP/runtime-config.toml" --listen 127.0.0.1:0 \
+    --state-dir "$STATE/$label" >"$log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 600); do grep -q "Serving HTTP on" "$log" && break; sleep 0.05; done
+  URL[$label]="$(grep -m1 -o 'http://[0-9.:]*' "$log")"
+  LABELS+=("$label")
+done
+
+declare -A RATES
+for conns in $CONNS; do
+  for _ in $(seq 1 "$ROUNDS"); do
+    for label in "${LABELS[@]}"; do
+      rate="$(wrk -t"$(( conns < 2 ? 1 : 2 ))" -c"$conns" -d"$DURATION" "${URL[$label]}/denied/hello" \
+        | awk '/Requests\/sec/ {printf "%.0f", $2}')"
+      RATES[$label,$conns]+="$rate "
+    done
+  done
+  for label in "${LABELS[@]}"; do
+    median="$(tr ' ' '\n' <<<"${RATES[$label,$conns]}" | grep . | sort -n \
+      | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')"
+    echo "$label, $conns connections: median $median req/s (rounds: ${RATES[$label,$conns]% })"
+  done
+done
