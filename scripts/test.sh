@@ -17,7 +17,7 @@ cd "$ROOT"
 # tests of the app, all against the binaries built above.
 cargo test --release --locked --workspace "$@"
 
-log "running activity's Python unit tests (its event decoder and session check, natively)"
+log "running activity's Python unit tests (its event decoder, session check and schema migrations, natively)"
 .venv/bin/python -m pytest -q -p no:cacheprovider components/activity/tests
 
 log "validating deploy/k8s (kubectl kustomize, schemas, spin.toml consistency)"

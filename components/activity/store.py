@@ -1,35 +1,113 @@
 """activity's sqlite database (label `activity`, spin:sqlite@3.0.0).
 
 Every write is one idempotent statement, so duplicate or concurrent deliveries need no
-transaction: a handler records what it learned first, then derives entries from
-everything known (`materialize`); of two handlers racing on one order, the later one
-sees both facts. Entries are unique per (user, order, slot)."""
+transaction (only a schema migration takes one, see `upgrade`): a handler records what it
+learned first, then derives entries from everything known (`materialize`); of two
+handlers racing on one order, the later one sees both facts. Entries are unique per
+(user, order, slot)."""
 
 from spin_sdk.wit.imports import spin_sqlite_sqlite as sqlite
 
 LABEL = "activity"
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS tickets (
-        id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
-        price_cents INTEGER NOT NULL, user_id TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS orders (
-        id TEXT PRIMARY KEY, version INTEGER NOT NULL, user_id TEXT NOT NULL,
-        ticket_id TEXT NOT NULL, price_cents INTEGER NOT NULL, expires_at TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS orders_by_ticket ON orders (ticket_id)",
-    # What happened to an order, once per kind: created, cancelled, completed, expired,
-    # paid, refunded; `at` is the event's time.
-    """CREATE TABLE IF NOT EXISTS facts (
-        order_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
-        PRIMARY KEY (order_id, kind))""",
-    # One feed entry; `slot` makes it unique (an order's cancellation is one entry whose
-    # kind becomes `expired` once that is known).
-    """CREATE TABLE IF NOT EXISTS entries (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, role TEXT NOT NULL,
-        slot TEXT NOT NULL, kind TEXT NOT NULL, order_id TEXT NOT NULL,
-        ticket_id TEXT NOT NULL, amount_cents INTEGER NOT NULL, at TEXT NOT NULL,
-        UNIQUE (user_id, order_id, slot))""",
+# The schema as numbered migrations, as components/common's `sqlite::Schema`: MIGRATIONS[i]
+# takes a database from version i to i + 1, recorded in sqlite's `PRAGMA user_version`.
+# Spin instantiates the component per message, so checking the version (one query) replaces
+# running every CREATE on every message. Every statement of the first migration is
+# `IF NOT EXISTS`, so a database from before versioning (version 0, tables present) takes
+# it harmlessly. A schema change is a new migration appended here: the one place the tables
+# are described. One statement per entry (hosts run one per call).
+MIGRATIONS = [
+    [
+        """CREATE TABLE IF NOT EXISTS tickets (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
+            price_cents INTEGER NOT NULL, user_id TEXT NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS orders (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, user_id TEXT NOT NULL,
+            ticket_id TEXT NOT NULL, price_cents INTEGER NOT NULL, expires_at TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS orders_by_ticket ON orders (ticket_id)",
+        # What happened to an order, once per kind: created, cancelled, completed, expired,
+        # paid, refunded; `at` is the event's time.
+        """CREATE TABLE IF NOT EXISTS facts (
+            order_id TEXT NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,
+            PRIMARY KEY (order_id, kind))""",
+        # One feed entry; `slot` makes it unique (an order's cancellation is one entry whose
+        # kind becomes `expired` once that is known).
+        """CREATE TABLE IF NOT EXISTS entries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, role TEXT NOT NULL,
+            slot TEXT NOT NULL, kind TEXT NOT NULL, order_id TEXT NOT NULL,
+            ticket_id TEXT NOT NULL, amount_cents INTEGER NOT NULL, at TEXT NOT NULL,
+            UNIQUE (user_id, order_id, slot))""",
+    ],
 ]
+
+
+class SchemaError(Exception):
+    """The schema could not be read or migrated (the sqlite error is the message)."""
+
+
+def describe(err):
+    """An exception's text; for a sqlite `Err(Error_…)`, the host's message for `io`, else
+    the error's kind (Err itself prints as nothing)."""
+    kind = getattr(err, "value", None)
+    if kind is None:
+        return str(err)
+    return str(getattr(kind, "value", None) or type(kind).__name__)
+
+
+def schema_version(conn):
+    """The database's schema version (`PRAGMA user_version`; 0 for a new database)."""
+    try:
+        result = conn.execute("PRAGMA user_version", [])
+    except Exception as e:
+        raise SchemaError(f"Failed to read the schema version: {describe(e)}") from e
+    if not result.rows:
+        raise SchemaError("PRAGMA user_version returned no row")
+    return result.rows[0].values[0].value
+
+
+def migrate(conn, migrations=MIGRATIONS):
+    """Brings the database to `migrations`: one query when it is current, else `upgrade`.
+
+    A database newer than `migrations` is left alone: during a rolling deploy the old
+    version's instances keep serving from the new tables, which only ever grow."""
+    if schema_version(conn) < len(migrations):
+        upgrade(conn, migrations)
+
+
+def upgrade(conn, migrations=MIGRATIONS):
+    """Runs the migrations the database lacks and records the new version, in one
+    `BEGIN IMMEDIATE` transaction: of several instances that found the database behind at
+    once, the first migrates and the others, reading the version again under the write
+    lock, find nothing left to do. On any failure nothing changes."""
+    conn.execute("BEGIN IMMEDIATE", [])
+    try:
+        current = schema_version(conn)
+        for version in range(current, len(migrations)):
+            for statement in migrations[version]:
+                try:
+                    conn.execute(statement, [])
+                except Exception as e:
+                    raise SchemaError(
+                        f"Failed to migrate to schema version {version + 1}: {describe(e)}") from e
+        if current < len(migrations):
+            # PRAGMA takes no parameters; the version is a number this code computed.
+            conn.execute(f"PRAGMA user_version = {len(migrations)}", [])
+        conn.execute("COMMIT", [])
+    except BaseException:
+        rollback(conn)
+        raise
+
+
+def rollback(conn):
+    # After a failed COMMIT the transaction may still be open; ROLLBACK closes it. When
+    # nothing is open ("no transaction is active") there is nothing to undo.
+    try:
+        conn.execute("ROLLBACK", [])
+    except Exception as e:
+        if "no transaction is active" not in describe(e):
+            print(f"activity: failed to roll back a transaction: {describe(e)}")
+
 
 MESSAGES = {
     ("buyer", "reserved"): "You reserved {title} for {amount}",
@@ -67,8 +145,7 @@ class Store:
     @classmethod
     def open(cls):
         conn = sqlite.Connection.open(LABEL)
-        for statement in SCHEMA:
-            conn.execute(statement, [])
+        migrate(conn)
         return cls(conn)
 
     def rows(self, statement, params):

@@ -5,7 +5,8 @@
 //   version (title, price, the order holding it) and its title in an FTS5 index; order
 //   events keep each order's newest version and status. Every write is one idempotent
 //   statement guarded by the version the event carries, so duplicates and reordering
-//   change nothing, and concurrent deliveries need no transaction.
+//   change nothing, and concurrent deliveries need no transaction (only a schema
+//   migration takes one, see `upgrade`).
 // - HTTP GET /api/search?q=: the available tickets matching every word of `q` (prefix
 //   match), best match first (bm25, then newest); `?limit=` 1-100 (default 20) and the
 //   opaque `?cursor=` from the previous page's `x-next-cursor` header, as GET
@@ -34,21 +35,86 @@ const MAX_LIMIT = 100;
 const MAX_QUERY = 200;
 const NEXT_CURSOR_HEADER = "x-next-cursor";
 
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS tickets (
-     id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
-     price_cents INTEGER NOT NULL, order_id TEXT)`,
-  `CREATE TABLE IF NOT EXISTS orders (
-     id TEXT PRIMARY KEY, version INTEGER NOT NULL, ticket_id TEXT NOT NULL, status TEXT NOT NULL)`,
-  "CREATE INDEX IF NOT EXISTS orders_by_ticket ON orders (ticket_id, status)",
-  // One row per ticket, sharing the ticket's rowid; titles only.
-  `CREATE VIRTUAL TABLE IF NOT EXISTS ticket_text USING fts5(title, tokenize = 'unicode61 remove_diacritics 2')`,
+// The schema as numbered migrations, as components/common's `sqlite::Schema`: MIGRATIONS[i]
+// takes a database from version i to i + 1, recorded in sqlite's `PRAGMA user_version`.
+// Spin instantiates the component per message, so checking the version (one query) replaces
+// running every CREATE on every message. Every statement of the first migration is
+// `IF NOT EXISTS`, so a database from before versioning (version 0, tables present) takes it
+// harmlessly. A schema change is a new migration appended here; one statement per entry
+// (hosts run one per call).
+const MIGRATIONS: string[][] = [
+  [
+    `CREATE TABLE IF NOT EXISTS tickets (
+       id TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL,
+       price_cents INTEGER NOT NULL, order_id TEXT)`,
+    `CREATE TABLE IF NOT EXISTS orders (
+       id TEXT PRIMARY KEY, version INTEGER NOT NULL, ticket_id TEXT NOT NULL, status TEXT NOT NULL)`,
+    "CREATE INDEX IF NOT EXISTS orders_by_ticket ON orders (ticket_id, status)",
+    // One row per ticket, sharing the ticket's rowid; titles only.
+    `CREATE VIRTUAL TABLE IF NOT EXISTS ticket_text USING fts5(title, tokenize = 'unicode61 remove_diacritics 2')`,
+  ],
 ];
 
 function open(): Connection {
   const db = Connection.open(DATABASE);
-  for (const statement of SCHEMA) db.execute(statement, []);
+  migrate(db);
   return db;
+}
+
+// A thrown error's text: imports throw a ComponentError whose `payload` is the WIT error
+// (`io` carries sqlite's message).
+function describe(e: unknown): string {
+  const payload = (e as { payload?: { tag?: string; val?: unknown } } | null)?.payload;
+  if (payload?.tag !== undefined) return payload.val !== undefined ? String(payload.val) : payload.tag;
+  return e instanceof Error ? e.message : String(e);
+}
+
+// The database's schema version (`PRAGMA user_version`; 0 for a new database).
+function schemaVersion(db: Connection): number {
+  const value = db.execute("PRAGMA user_version", []).rows[0]?.values[0];
+  if (value?.tag !== "integer") throw new Error("PRAGMA user_version returned no integer");
+  return Number(value.val);
+}
+
+// Brings the database to MIGRATIONS: one query when it is current. A newer database is
+// left alone: during a rolling deploy the old version's instances keep serving from the new
+// tables, which only ever grow.
+function migrate(db: Connection) {
+  if (schemaVersion(db) < MIGRATIONS.length) upgrade(db);
+}
+
+// Runs the missing migrations and records the new version in one BEGIN IMMEDIATE
+// transaction: of several instances that found the database behind at once, the first
+// migrates and the others, reading the version again under the write lock, find nothing
+// left to do. On any failure nothing changes.
+function upgrade(db: Connection) {
+  db.execute("BEGIN IMMEDIATE", []);
+  try {
+    const from = schemaVersion(db);
+    for (let version = from; version < MIGRATIONS.length; version++) {
+      for (const statement of MIGRATIONS[version]) {
+        try {
+          db.execute(statement, []);
+        } catch (e) {
+          throw new Error(`Failed to migrate to schema version ${version + 1}: ${describe(e)}`);
+        }
+      }
+    }
+    // PRAGMA takes no parameters; the version is a number this code computed.
+    if (from < MIGRATIONS.length) db.execute(`PRAGMA user_version = ${MIGRATIONS.length}`, []);
+    db.execute("COMMIT", []);
+  } catch (e) {
+    // After a failed COMMIT the transaction may still be open; ROLLBACK closes it. When
+    // nothing is open ("no transaction is active") there is nothing to undo.
+    try {
+      db.execute("ROLLBACK", []);
+    } catch (r) {
+      if (!describe(r).includes("no transaction is active")) {
+        console.log(`search: failed to roll back a transaction: ${describe(r)}`);
+      }
+    }
+    throw e;
+  }
 }
 
 const text = (val: string): Value => ({ tag: "text", val });
