@@ -8,8 +8,9 @@
 #
 # Rows: a native hyper hello (the baseline: no wasm at all); tessera serving the
 # conformance guest's /hello (spin-sdk 5.2, a fresh instance per request), with and without
-# the opt-in metrics listener; the marketplace's read endpoints (Rust, Python, TypeScript)
-# on an app seeded through its API; event propagation (ticket created → orderable, as a
+# the opt-in metrics listener, and with tracing on (OTLP to a local receiver that discards
+# the spans, benches/otlp_sink.py); the marketplace's read endpoints (Rust, Python,
+# TypeScript) on an app seeded through its API, and its ticket list traced; event propagation (ticket created → orderable, as a
 # client sees it); the app's RSS; and `tessera up` to its first answer, cold (empty
 # compile cache) and warm.
 set -euo pipefail
@@ -98,6 +99,13 @@ HELLO="$(url hello)"
 start hello_metrics env SPIN_VARIABLE_SECRET_TOKEN=x "$TESSERA" up "${HELLO_ARGS[@]}" \
   --state-dir "$STATE/hello_metrics" --metrics 127.0.0.1:0
 HELLO_METRICS="$(url hello_metrics)"
+start otlp python3 "$ROOT/benches/otlp_sink.py"
+OTLP="$(url otlp)"
+TRACING=(OTEL_EXPORTER_OTLP_ENDPOINT="$OTLP")
+start hello_traced env SPIN_VARIABLE_SECRET_TOKEN=x "${TRACING[@]}" "$TESSERA" up "${HELLO_ARGS[@]}" \
+  --state-dir "$STATE/hello_traced"
+HELLO_TRACED="$(url hello_traced)"
+HELLO_TRACED_PID="$LAST_PID"
 
 mkdir -p "$STATE/app"
 cp -r "$STATE/startup/cache" "$STATE/app/cache" # compiled above; the data starts empty
@@ -109,6 +117,12 @@ SELLER="$(cat "$STATE/seller.session")"
 BUYER="$(cat "$STATE/buyer.session")"
 TICKET="$(cat "$STATE/ticket.id")"
 IDLE_RSS="$(rss_mib "$APP_PID")"
+# The same data served by a second, traced process (readers share sqlite files safely).
+start app_traced env "${APP_ENV[@]}" "${TRACING[@]}" "$TESSERA" up \
+  -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
+  --listen 127.0.0.1:0 --state-dir "$STATE/app" --no-dev-services
+APP_TRACED="$(url app_traced)"
+APP_TRACED_PID="$LAST_PID"
 
 # wrk → "name conns req/s p50 p99" on one line (latencies as wrk prints them).
 measure() {
@@ -124,8 +138,10 @@ for conns in 1 32; do
   measure "native hyper hello (baseline)" "$conns" "$NATIVE/"
   measure "tessera: hello component" "$conns" "$HELLO/denied/hello"
   measure "tessera: hello component, --metrics on" "$conns" "$HELLO_METRICS/denied/hello"
+  measure "tessera: hello component, tracing on" "$conns" "$HELLO_TRACED/denied/hello"
   measure "GET /api/users/currentuser" "$conns" "$APP/api/users/currentuser" -H "Cookie: session=$SELLER"
   measure "GET /api/tickets?limit=20" "$conns" "$APP/api/tickets?limit=20"
+  measure "GET /api/tickets?limit=20, tracing on" "$conns" "$APP_TRACED/api/tickets?limit=20"
   measure "GET /api/tickets/:id" "$conns" "$APP/api/tickets/$TICKET"
   measure "GET /api/orders ($ORDERS orders)" "$conns" "$APP/api/orders" -H "Cookie: session=$BUYER"
   measure "Python: GET /api/activity?limit=20" "$conns" "$APP/api/activity?limit=20" -H "Cookie: session=$BUYER"
@@ -156,3 +172,9 @@ echo "| tessera up RSS, whole app idle after seeding | $IDLE_RSS MiB |"
 echo "| tessera up RSS, whole app after the load | $LOADED_RSS MiB |"
 echo "| tessera up → first answer, cold compile cache | $COLD_MS ms |"
 echo "| tessera up → first answer, warm compile cache | $WARM_MS ms |"
+# Stopped, the traced hosts export what they still hold and log how many spans a full
+# queue made them drop (the request path never waits for the exporter).
+kill "$HELLO_TRACED_PID" "$APP_TRACED_PID"; wait "$HELLO_TRACED_PID" "$APP_TRACED_PID" 2>/dev/null || true
+read -r EXPORTS EXPORTED_BYTES < <(curl -s "$OTLP/stats")
+DROPPED="$(grep -ho 'dropped_span_count=[0-9]*' "$STATE/hello_traced.log" "$STATE/app_traced.log" | tr '\n' ' ')"
+echo "| OTLP exports received by the local receiver | $EXPORTS ($EXPORTED_BYTES bytes)${DROPPED:+; $DROPPED} |"

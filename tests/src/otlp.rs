@@ -30,6 +30,9 @@ pub struct ReceivedSpan {
     pub service: String,
     /// Whether its status is an error.
     pub failed: bool,
+    /// When it started and ended, Unix nanoseconds.
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
 }
 
 impl ReceivedSpan {
@@ -215,6 +218,8 @@ fn flatten(export: ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
                     service: service.clone(),
                     // STATUS_CODE_ERROR
                     failed: span.status.is_some_and(|s| s.code == 2),
+                    start_unix_nanos: span.start_time_unix_nano,
+                    end_unix_nanos: span.end_time_unix_nano,
                 });
             }
         }
