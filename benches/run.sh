@@ -123,6 +123,13 @@ start app_traced env "${APP_ENV[@]}" "${TRACING[@]}" "$TESSERA" up \
   --listen 127.0.0.1:0 --state-dir "$STATE/app" --no-dev-services
 APP_TRACED="$(url app_traced)"
 APP_TRACED_PID="$LAST_PID"
+# And by one that records one trace in ten (OpenTelemetry's standard sampler variables).
+start app_sampled env "${APP_ENV[@]}" "${TRACING[@]}" OTEL_TRACES_SAMPLER=traceidratio \
+  OTEL_TRACES_SAMPLER_ARG=0.1 "$TESSERA" up \
+  -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
+  --listen 127.0.0.1:0 --state-dir "$STATE/app" --no-dev-services
+APP_SAMPLED="$(url app_sampled)"
+APP_SAMPLED_PID="$LAST_PID"
 
 # wrk → "name conns req/s p50 p99" on one line (latencies as wrk prints them).
 measure() {
@@ -142,6 +149,7 @@ for conns in 1 32; do
   measure "GET /api/users/currentuser" "$conns" "$APP/api/users/currentuser" -H "Cookie: session=$SELLER"
   measure "GET /api/tickets?limit=20" "$conns" "$APP/api/tickets?limit=20"
   measure "GET /api/tickets?limit=20, tracing on" "$conns" "$APP_TRACED/api/tickets?limit=20"
+  measure "GET /api/tickets?limit=20, tracing on, 10 % sampled" "$conns" "$APP_SAMPLED/api/tickets?limit=20"
   measure "GET /api/tickets/:id" "$conns" "$APP/api/tickets/$TICKET"
   measure "GET /api/orders ($ORDERS orders)" "$conns" "$APP/api/orders" -H "Cookie: session=$BUYER"
   measure "Python: GET /api/activity?limit=20" "$conns" "$APP/api/activity?limit=20" -H "Cookie: session=$BUYER"
@@ -174,7 +182,9 @@ echo "| tessera up → first answer, cold compile cache | $COLD_MS ms |"
 echo "| tessera up → first answer, warm compile cache | $WARM_MS ms |"
 # Stopped, the traced hosts export what they still hold and log how many spans a full
 # queue made them drop (the request path never waits for the exporter).
-kill "$HELLO_TRACED_PID" "$APP_TRACED_PID"; wait "$HELLO_TRACED_PID" "$APP_TRACED_PID" 2>/dev/null || true
+TRACED_PIDS=("$HELLO_TRACED_PID" "$APP_TRACED_PID" "$APP_SAMPLED_PID")
+kill "${TRACED_PIDS[@]}"; wait "${TRACED_PIDS[@]}" 2>/dev/null || true
 read -r EXPORTS EXPORTED_BYTES < <(curl -s "$OTLP/stats")
-DROPPED="$(grep -ho 'dropped_span_count=[0-9]*' "$STATE/hello_traced.log" "$STATE/app_traced.log" | tr '\n' ' ')"
+DROPPED="$(grep -o 'dropped_span_count=[0-9]*' "$STATE"/{hello_traced,app_traced,app_sampled}.log \
+  | sed "s|$STATE/||" | tr '\n' ' ' || true)"
 echo "| OTLP exports received by the local receiver | $EXPORTS ($EXPORTED_BYTES bytes)${DROPPED:+; $DROPPED} |"

@@ -156,6 +156,17 @@ impl Trace {
         Some(trace)
     }
 
+    /// Whether this span is recorded (sampled). Host calls under one that is not get no
+    /// span of their own, and their attributes are never built.
+    pub fn is_recording(&self) -> bool {
+        self.cx.span().is_recording()
+    }
+
+    /// The context this span continues, for propagation.
+    pub fn context(&self) -> &Context {
+        &self.cx
+    }
+
     /// This span's context as a W3C `traceparent` value.
     pub fn traceparent(&self) -> String {
         let span = self.cx.span();

@@ -68,7 +68,7 @@ impl WasiHttpHooks for OutboundHttp {
             first_byte_timeout: options.and_then(|o| o.first_byte_timeout).or(default),
             between_bytes_timeout: options.and_then(|o| o.between_bytes_timeout).or(default),
         };
-        let mut span = match &self.trace {
+        let mut span = match self.trace.as_ref().filter(|t| t.is_recording()) {
             Some(trace) => trace.host_call(
                 request.method().to_string(),
                 [
@@ -82,8 +82,14 @@ impl WasiHttpHooks for OutboundHttp {
             ),
             None => traces::HostCall::NONE,
         };
-        if let Some(cx) = span.context() {
-            traces::inject_unless_present(&cx, request.headers_mut());
+        // The client span's context, or the unsampled request's, so that the
+        // upstream continues the trace either way.
+        match (span.context(), &self.trace) {
+            (Some(cx), _) => traces::inject_unless_present(&cx, request.headers_mut()),
+            (None, Some(trace)) => {
+                traces::inject_unless_present(trace.context(), request.headers_mut())
+            }
+            (None, None) => {}
         }
         Box::new(async move {
             use http_body_util::BodyExt;

@@ -100,7 +100,7 @@ impl HostState {
         cmd: ::redis::Cmd,
     ) -> wasmtime::Result<Result<T, Error>> {
         let mut conn = self.table.get(handle)?.conn.clone();
-        let mut span = match &self.trace {
+        let mut span = match self.trace.as_ref().filter(|t| t.is_recording()) {
             Some(trace) => {
                 // The command name only: arguments carry keys and payloads.
                 let name = match cmd.args_iter().next() {

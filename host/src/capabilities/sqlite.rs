@@ -173,7 +173,7 @@ impl HostState {
         let Some(conn) = resource.conn.take() else {
             return Ok(Err(DbError::InvalidConnection));
         };
-        let mut span = match &self.trace {
+        let mut span = match self.trace.as_ref().filter(|t| t.is_recording()) {
             Some(trace) => {
                 let operation = statement
                     .split_whitespace()
