@@ -112,16 +112,10 @@ impl Publisher for MemoryPublisher {
 
 /// The `traceparent` of each event waiting in the outbox, in `seq` order.
 pub fn pending_traceparents(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<Option<String>>> {
-    let result = db
-        .query("SELECT payload FROM outbox ORDER BY seq", &[])
-        .context("Failed to read the outbox")?;
-    result
-        .rows()
-        .map(|row| {
-            let payload = row
-                .get::<&[u8]>("payload")
-                .ok_or_else(|| anyhow!("payload is not a blob"))?;
-            let envelope: events::Envelope = serde_json::from_slice(payload)?;
+    pending_rows(db)?
+        .into_iter()
+        .map(|(_, payload)| {
+            let envelope: events::Envelope = serde_json::from_slice(&payload)?;
             Ok(envelope.traceparent)
         })
         .collect()
@@ -129,6 +123,20 @@ pub fn pending_traceparents(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec
 
 /// The events waiting in the outbox, in `seq` order.
 pub fn pending(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<Event>> {
+    pending_rows(db)?
+        .into_iter()
+        .map(|(channel, payload)| {
+            let event = events::decode(&payload)?;
+            if channel != event.channel() {
+                bail!("`{}` event queued for channel `{channel}`", event.channel());
+            }
+            Ok(event)
+        })
+        .collect()
+}
+
+/// The outbox's rows, `(channel, payload)`, in `seq` order.
+fn pending_rows(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let result = db
         .query("SELECT channel, payload FROM outbox ORDER BY seq", &[])
         .context("Failed to read the outbox")?;
@@ -138,12 +146,8 @@ pub fn pending(db: &(impl Database + ?Sized)) -> anyhow::Result<Vec<Event>> {
             let payload = row
                 .get::<&[u8]>("payload")
                 .ok_or_else(|| anyhow!("payload is not a blob"))?;
-            let event = events::decode(payload)?;
             let channel = row.get::<&str>("channel").unwrap_or_default();
-            if channel != event.channel() {
-                bail!("`{}` event queued for channel `{channel}`", event.channel());
-            }
-            Ok(event)
+            Ok((channel.to_owned(), payload.to_vec()))
         })
         .collect()
 }
