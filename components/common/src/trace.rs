@@ -10,8 +10,9 @@
 //! continue the same trace. Work that is not caused by the request or message at hand
 //! (a backstop) runs [`without`] one.
 //!
-//! Under Spin, or with tracing off, there is no header and events carry whatever the
-//! publisher put there; nothing here depends on tracing being on.
+//! With tracing off (or under Spin), the header is whatever the caller sent, if anything,
+//! and messages carry whatever their publisher put there; nothing here depends on
+//! tracing being on.
 
 use std::cell::RefCell;
 use std::fmt;
