@@ -4,7 +4,8 @@
 //! The caller sends its own `traceparent` with `POST /api/orders`; everything that order
 //! causes, through the outbox and Redis, must land in that trace with correct parent
 //! links: `order:created` in every consumer, the ticket's reservation, the expiry three
-//! hops later, the cancellation and the ticket's release.
+//! hops later, the cancellation and the ticket's release. Paid, the same trace holds the
+//! call to Stripe, `payment:created` and the order's completion.
 
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ const CONSUMERS: &[(&str, &[&str])] = &[
         "order:cancelled",
         &["tickets", "payments", "activity", "search"],
     ),
+    ("payment:created", &["orders", "activity"]),
+    ("order:completed", &["payments", "activity", "search"]),
 ];
 
 fn consumers_of(channel: &str) -> &'static [&'static str] {
@@ -114,20 +117,41 @@ fn journey(spans: &[ReceivedSpan]) -> Result<Journey<'_>, String> {
     Ok(Journey { order_post })
 }
 
-#[tokio::test]
-async fn an_order_is_one_trace_from_its_post_to_its_expiry_across_every_service() {
-    let receiver = OtlpReceiver::start().await;
+/// A server span of the caller's trace (a child of the caller's span) named `name`.
+fn caller_request<'a>(spans: &'a [ReceivedSpan], name: &str) -> Result<&'a ReceivedSpan, String> {
+    spans
+        .iter()
+        .find(|s| {
+            s.kind == "SERVER" && s.parent_span_id.as_deref() == Some(CALLER_SPAN) && s.name == name
+        })
+        .ok_or_else(|| format!("no server span `{name}` under the caller's span"))
+}
+
+/// The spans of the caller's trace.
+fn callers_trace(spans: &[ReceivedSpan]) -> Vec<ReceivedSpan> {
+    spans
+        .iter()
+        .filter(|s| s.trace_id == CALLER_TRACE)
+        .cloned()
+        .collect()
+}
+
+/// Starts the marketplace exporting to `receiver`, with `extra` environment; lists a
+/// ticket and waits until orders knows it. The app and the ticket's id.
+async fn market_with_a_ticket(
+    receiver: &OtlpReceiver,
+    extra: &[(&str, &str)],
+) -> (Marketplace, String) {
     let exporting = receiver.env();
     let mut env: Vec<(&str, &str)> = exporting.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2"));
+    env.extend_from_slice(extra);
     let m = Marketplace::start_with(&env);
-
     let seller = m.client();
     m.sign_up(&seller, "seller@example.com").await;
     let ticket = m.sell(&seller, "Concert", 10.0).await;
     let ticket_id = ticket["id"].as_str().expect("ticket id").to_owned();
     // Order only once orders has the ticket (its ticket:created span ended), so that the
-    // caller's trace holds exactly one POST.
+    // caller's trace holds exactly the requests the test makes.
     receiver
         .wait_for("orders to take in the ticket", DEADLINE, |spans| {
             spans.iter().any(|s| {
@@ -136,34 +160,95 @@ async fn an_order_is_one_trace_from_its_post_to_its_expiry_across_every_service(
             })
         })
         .await;
+    (m, ticket_id)
+}
 
-    let buyer = m.client();
-    m.sign_up(&buyer, "buyer@example.com").await;
-    let resp = buyer
-        .post(m.url("/api/orders"))
+/// `POST path` with the caller's traceparent.
+async fn post_traced(
+    m: &Marketplace,
+    client: &reqwest::Client,
+    path: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(m.url(path))
         .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-        .json(&json!({ "ticketId": ticket_id }))
+        .json(&body)
         .send()
         .await
-        .expect("POST /api/orders");
+        .expect("POST")
+}
+
+#[tokio::test]
+async fn a_paid_purchase_is_one_trace_from_the_stripe_call_to_the_completion() {
+    let receiver = OtlpReceiver::start().await;
+    let (m, ticket_id) = market_with_a_ticket(&receiver, &[]).await;
+    let buyer = m.client();
+    m.sign_up(&buyer, "buyer@example.com").await;
+    // A browser that traces the purchase sends its span with both requests.
+    let resp = post_traced(&m, &buyer, "/api/orders", json!({ "ticketId": ticket_id })).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let order_id = body(resp).await["id"]
+        .as_str()
+        .expect("order id")
+        .to_owned();
+    let payment = json!({ "orderId": order_id, "token": "pm_card_visa" });
+    let resp = post_traced(&m, &buyer, "/api/payments", payment).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+
+    const PAY: &str = "payments POST /api/payments/...";
+    let paid = |spans: &[ReceivedSpan]| -> Result<(), String> {
+        let pay = caller_request(spans, PAY)?;
+        let orders_paid = hop(spans, "payment:created", &pay.span_id, "orders")?;
+        hop(spans, "order:completed", &orders_paid.span_id, "payments")?;
+        Ok(())
+    };
+    let spans = receiver
+        .wait_for(
+            "the payment's journey in the caller's trace",
+            DEADLINE,
+            |spans| paid(&callers_trace(spans)).is_ok(),
+        )
+        .await;
+    let trace = callers_trace(&spans);
+    let listing = || trace.iter().map(describe).collect::<Vec<_>>().join("\n");
+    let pay = caller_request(&trace, PAY).expect("waited for");
+    assert_eq!(pay.attribute("http.response.status_code"), Some("201"));
+    // The call to Stripe is the request's child and names Stripe's API, not the secrets.
+    let stripe_calls: Vec<&ReceivedSpan> = trace
+        .iter()
+        .filter(|s| s.kind == "CLIENT" && s.parent_span_id.as_deref() == Some(&pay.span_id))
+        .filter(|s| {
+            s.attribute("url.full")
+                .is_some_and(|url| url.contains("/v1/payment_intents"))
+        })
+        .collect();
+    assert!(!stripe_calls.is_empty(), "{}", listing());
+    for call in stripe_calls {
+        assert_eq!(call.attribute("http.request.method"), Some("POST"));
+        assert_eq!(call.attribute("http.response.status_code"), Some("200"));
+    }
+    caller_request(&trace, "orders POST /api/orders/...").expect("the order's POST");
+}
+
+#[tokio::test]
+async fn an_order_is_one_trace_from_its_post_to_its_expiry_across_every_service() {
+    let receiver = OtlpReceiver::start().await;
+    let (m, ticket_id) =
+        market_with_a_ticket(&receiver, &[("SPIN_VARIABLE_ORDER_LOCK_SECONDS", "2")]).await;
+    let buyer = m.client();
+    m.sign_up(&buyer, "buyer@example.com").await;
+    let resp = post_traced(&m, &buyer, "/api/orders", json!({ "ticketId": ticket_id })).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let order = body(resp).await;
     assert_eq!(order["status"], "created");
 
     let spans = receiver
         .wait_for("the order's journey in one trace", DEADLINE, |spans| {
-            let trace: Vec<ReceivedSpan> = spans
-                .iter()
-                .filter(|s| s.trace_id == CALLER_TRACE)
-                .cloned()
-                .collect();
-            journey(&trace).is_ok()
+            journey(&callers_trace(spans)).is_ok()
         })
         .await;
-    let trace: Vec<ReceivedSpan> = spans
-        .into_iter()
-        .filter(|s| s.trace_id == CALLER_TRACE)
-        .collect();
+    let trace = callers_trace(&spans);
     let listing = || trace.iter().map(describe).collect::<Vec<_>>().join("\n");
     let journey = journey(&trace).expect("checked by wait_for");
 
