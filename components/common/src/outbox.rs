@@ -72,9 +72,13 @@ pub const DEFAULT_REDIS_ADDRESS: &str = "redis://127.0.0.1:6379";
 /// Rows claimed at once while relaying.
 const BATCH: usize = 100;
 
-/// How long a relay's claim on rows lasts: longer than any request may run (the
-/// host's default request timeout is 30 s), so only a relay that died loses its claim.
-pub const CLAIM_SECONDS: u64 = 60;
+/// How long a relay's claim on rows lasts. A relay killed after claiming (a replica's
+/// `kill -9`) leaves its rows to the next relay only after this: at 60 s a killed orders
+/// replica held an `order:created` back long enough for payments to answer the buyer
+/// 404 again and again (the chaos run). A live relay slower than this (Redis hung past
+/// the host's 5 s response timeout, twice) may see another relay publish the same rows
+/// too: a duplicate, which the contract allows and every consumer ignores.
+pub const CLAIM_SECONDS: u64 = 10;
 
 thread_local! {
     /// How many events this thread has [`enqueue`]d. In a component that is one
