@@ -16,7 +16,6 @@
 //! the event with that attribute set to its consumer span, so the events it publishes
 //! while handling it are the consumer span's children (`wit/README.md`).
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -157,8 +156,8 @@ impl Trace {
     }
 
     /// Whether this span is recorded (sampled). Host calls under one that is not get no
-    /// span of their own, and their attributes are never built.
-    pub fn is_recording(&self) -> bool {
+    /// span of their own, and their attributes are never built ([`host_call`]).
+    fn is_recording(&self) -> bool {
         self.cx.span().is_recording()
     }
 
@@ -183,23 +182,6 @@ impl Trace {
     pub fn inject(&self, headers: &mut http::HeaderMap) {
         TraceContextPropagator::new()
             .inject_context(&self.cx, &mut opentelemetry_http::HeaderInjector(headers));
-    }
-
-    /// A child span for one host call; `attributes` are built only now that tracing is on.
-    pub fn host_call(
-        &self,
-        name: impl Into<Cow<'static, str>>,
-        attributes: impl IntoIterator<Item = KeyValue>,
-    ) -> HostCall {
-        let Some(tracer) = tracer() else {
-            return HostCall(None);
-        };
-        let span = tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
-            .start_with_context(tracer, &self.cx);
-        HostCall(Some(span))
     }
 
     /// Records an attribute on this span.
@@ -238,11 +220,29 @@ impl HostCall {
         }
     }
 
-    /// The call's own `traceparent` (for outbound requests), if it has a span.
+    /// The call's own context (for outbound requests' `traceparent`), if it has a span.
     pub fn context(&self) -> Option<Context> {
         let span = self.0.as_ref()?;
         Some(Context::new().with_remote_span_context(span.span_context().clone()))
     }
+}
+
+/// A child span of `trace` for one host call, named and described by `describe`, which
+/// runs only when there is a recorded span to be the parent (tracing on, sampled).
+pub fn host_call(
+    trace: Option<&Trace>,
+    describe: impl FnOnce() -> (String, Vec<KeyValue>),
+) -> HostCall {
+    let (Some(trace), Some(tracer)) = (trace.filter(|t| t.is_recording()), tracer()) else {
+        return HostCall::NONE;
+    };
+    let (name, attributes) = describe();
+    let span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Client)
+        .with_attributes(attributes)
+        .start_with_context(tracer, &trace.cx);
+    HostCall(Some(span))
 }
 
 /// Sets `cx`'s `traceparent` on `headers` unless the guest set one itself.

@@ -68,28 +68,25 @@ impl WasiHttpHooks for OutboundHttp {
             first_byte_timeout: options.and_then(|o| o.first_byte_timeout).or(default),
             between_bytes_timeout: options.and_then(|o| o.between_bytes_timeout).or(default),
         };
-        let mut span = match self.trace.as_ref().filter(|t| t.is_recording()) {
-            Some(trace) => trace.host_call(
-                request.method().to_string(),
-                [
-                    KeyValue::new("http.request.method", request.method().to_string()),
-                    KeyValue::new("url.full", redacted(request.uri())),
-                    KeyValue::new(
-                        "server.address",
-                        request.uri().host().unwrap_or_default().to_owned(),
-                    ),
-                ],
-            ),
-            None => traces::HostCall::NONE,
-        };
+        let mut span = traces::host_call(self.trace.as_ref(), || {
+            let method = request.method().to_string();
+            let attributes = vec![
+                KeyValue::new("http.request.method", method.clone()),
+                KeyValue::new("url.full", redacted(request.uri())),
+                KeyValue::new(
+                    "server.address",
+                    request.uri().host().unwrap_or_default().to_owned(),
+                ),
+            ];
+            (method, attributes)
+        });
         // The client span's context, or the unsampled request's, so that the
         // upstream continues the trace either way.
-        match (span.context(), &self.trace) {
-            (Some(cx), _) => traces::inject_unless_present(&cx, request.headers_mut()),
-            (None, Some(trace)) => {
-                traces::inject_unless_present(trace.context(), request.headers_mut())
-            }
-            (None, None) => {}
+        let cx = span
+            .context()
+            .or_else(|| self.trace.as_ref().map(|t| t.context().clone()));
+        if let Some(cx) = cx {
+            traces::inject_unless_present(&cx, request.headers_mut());
         }
         Box::new(async move {
             use http_body_util::BodyExt;

@@ -100,25 +100,19 @@ impl HostState {
         cmd: ::redis::Cmd,
     ) -> wasmtime::Result<Result<T, Error>> {
         let mut conn = self.table.get(handle)?.conn.clone();
-        let mut span = match self.trace.as_ref().filter(|t| t.is_recording()) {
-            Some(trace) => {
-                // The command name only: arguments carry keys and payloads.
-                let name = match cmd.args_iter().next() {
-                    Some(::redis::Arg::Simple(bytes)) => {
-                        String::from_utf8_lossy(bytes).to_uppercase()
-                    }
-                    _ => "redis".to_owned(),
-                };
-                trace.host_call(
-                    format!("redis {name}"),
-                    [
-                        opentelemetry::KeyValue::new("db.system.name", "redis"),
-                        opentelemetry::KeyValue::new("db.operation.name", name),
-                    ],
-                )
-            }
-            None => crate::traces::HostCall::NONE,
-        };
+        let mut span = crate::traces::host_call(self.trace.as_ref(), || {
+            // The command name only: arguments carry keys and payloads.
+            let command = match cmd.args_iter().next() {
+                Some(::redis::Arg::Simple(bytes)) => String::from_utf8_lossy(bytes).to_uppercase(),
+                _ => "redis".to_owned(),
+            };
+            let name = format!("redis {command}");
+            let attributes = vec![
+                opentelemetry::KeyValue::new("db.system.name", "redis"),
+                opentelemetry::KeyValue::new("db.operation.name", command),
+            ];
+            (name, attributes)
+        });
         let result = match cmd.query_async::<T>(&mut conn).await {
             // The shared connection learns that Redis went away (a restart) only when a
             // command fails on it, and reconnects then. Without a second try, that first

@@ -173,25 +173,21 @@ impl HostState {
         let Some(conn) = resource.conn.take() else {
             return Ok(Err(DbError::InvalidConnection));
         };
-        let mut span = match self.trace.as_ref().filter(|t| t.is_recording()) {
-            Some(trace) => {
-                let operation = statement
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_uppercase();
-                trace.host_call(
-                    format!("sqlite {operation}"),
-                    [
-                        opentelemetry::KeyValue::new("db.system.name", "sqlite"),
-                        opentelemetry::KeyValue::new("db.namespace", resource.pool.label.clone()),
-                        opentelemetry::KeyValue::new("db.operation.name", operation),
-                        opentelemetry::KeyValue::new("db.query.text", statement.clone()),
-                    ],
-                )
-            }
-            None => crate::traces::HostCall::NONE,
-        };
+        let mut span = crate::traces::host_call(self.trace.as_ref(), || {
+            let operation = statement
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_uppercase();
+            let name = format!("sqlite {operation}");
+            let attributes = vec![
+                opentelemetry::KeyValue::new("db.system.name", "sqlite"),
+                opentelemetry::KeyValue::new("db.namespace", resource.pool.label.clone()),
+                opentelemetry::KeyValue::new("db.operation.name", operation),
+                opentelemetry::KeyValue::new("db.query.text", statement.clone()),
+            ];
+            (name, attributes)
+        });
         let joined = tokio::task::spawn_blocking(move || {
             let result = run_statement(&conn, &statement, params);
             let stats = (conn.last_insert_rowid(), conn.changes());
