@@ -32,8 +32,7 @@ fn start(env: &[(&str, &str)]) -> TesseraUp {
 }
 
 fn start_traced(receiver: &OtlpReceiver, env: &[(&str, &str)]) -> TesseraUp {
-    let exporting = receiver.env();
-    let mut all: Vec<(&str, &str)> = exporting.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut all = receiver.env();
     all.extend_from_slice(env);
     start(&all)
 }

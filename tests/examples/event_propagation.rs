@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release -p tessera-blackbox --example event_propagation [ROUNDS]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -37,23 +37,7 @@ async fn main() {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        loop {
-            let resp = m.post(&buyer, "/api/orders", json!({"ticketId": id})).await;
-            if resp.status() == StatusCode::CREATED {
-                break;
-            }
-            assert_eq!(
-                resp.status(),
-                StatusCode::NOT_FOUND,
-                "unexpected {}",
-                resp.status()
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "ticket {id} never reached orders"
-            );
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
+        m.order_the_moment_known(&buyer, &id).await;
         samples.push(started.elapsed());
     }
     samples.sort();

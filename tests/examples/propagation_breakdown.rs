@@ -27,9 +27,7 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(100);
     let receiver = OtlpReceiver::start().await;
-    let exporting = receiver.env();
-    let env: Vec<(&str, &str)> = exporting.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let m = Marketplace::start_with(&env);
+    let m = Marketplace::start_with(&receiver.env());
     let seller = m.client();
     m.sign_up(&seller, "seller@example.com").await;
     let buyer = m.client();
@@ -52,18 +50,7 @@ async fn main() {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        loop {
-            let resp = m.post(&buyer, "/api/orders", json!({"ticketId": id})).await;
-            if resp.status() == StatusCode::CREATED {
-                break;
-            }
-            assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "never orderable"
-            );
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
+        m.order_the_moment_known(&buyer, &id).await;
         client_view.push(started.elapsed());
         traces.push(trace_id);
     }

@@ -48,7 +48,8 @@ impl ReceivedSpan {
 
 /// The receiver; stops when dropped.
 pub struct OtlpReceiver {
-    addr: SocketAddr,
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    endpoint: String,
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
     /// Bodies that were not a valid export request (a test failure if any).
     rejected: Arc<Mutex<Vec<String>>>,
@@ -60,12 +61,12 @@ impl OtlpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the OTLP receiver");
-        let addr = listener.local_addr().expect("receiver address");
+        let addr: SocketAddr = listener.local_addr().expect("receiver address");
         let spans = Arc::new(Mutex::new(Vec::new()));
         let rejected = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(accept(listener, spans.clone(), rejected.clone()));
         OtlpReceiver {
-            addr,
+            endpoint: format!("http://{addr}"),
             spans,
             rejected,
             task,
@@ -73,16 +74,17 @@ impl OtlpReceiver {
     }
 
     /// The base URL for `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
-    /// Environment for a `tessera` process exporting here, quickly.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
+    /// Environment for a `tessera` process exporting here, quickly; extend it with the
+    /// process's own.
+    pub fn env(&self) -> Vec<(&str, &str)> {
         vec![
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.endpoint()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &self.endpoint),
             // Export every 100 ms instead of every 5 s.
-            ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ]
     }
 

@@ -142,8 +142,7 @@ async fn market_with_a_ticket(
     receiver: &OtlpReceiver,
     extra: &[(&str, &str)],
 ) -> (Marketplace, String) {
-    let exporting = receiver.env();
-    let mut env: Vec<(&str, &str)> = exporting.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env = receiver.env();
     env.extend_from_slice(extra);
     let m = Marketplace::start_with(&env);
     let seller = m.client();
