@@ -15,14 +15,7 @@ command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; e
 unset RUST_BACKTRACE
 (cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
 
-STATE="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$STATE"
-}
-trap cleanup EXIT
+source "$ROOT/benches/lib.sh"
 
 APP="$ROOT/host/tests/apps/conformance"
 LABELS=()

@@ -29,14 +29,7 @@ unset RUST_BACKTRACE # a captured backtrace per request would distort the number
 (cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
 (cd "$ROOT" && cargo build --release -q -p tessera-blackbox --example event_propagation)
 
-STATE="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$STATE"
-}
-trap cleanup EXIT
+source "$ROOT/benches/lib.sh"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
