@@ -10,8 +10,9 @@
 # conformance guest's /hello (spin-sdk 5.2, a fresh instance per request), with and without
 # the opt-in metrics listener, and with tracing on (OTLP to a local receiver that discards
 # the spans, benches/otlp_sink.py); the marketplace's read endpoints (Rust, Python,
-# TypeScript) on an app seeded through its API, and its ticket list traced; event propagation (ticket created → orderable, as a
-# client sees it); the app's RSS; and `tessera up` to its first answer, cold (empty
+# TypeScript) on an app seeded through its API, and its ticket list traced; event
+# propagation (ticket created → orderable, as a client sees it), back to back and on a
+# quiet app; the app's RSS and PSS; and `tessera up` to its first answer, cold (empty
 # compile cache) and warm.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +35,10 @@ source "$ROOT/benches/lib.sh"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+# PSS: each page shared with other mappings counted by its share. The compiled images of
+# the Python and JavaScript components are mapped once per pooled slot that ran them, and
+# RSS counts those page-cache pages again in every slot.
+pss_mib() { awk '/^Pss:/ {printf "%.0f", $2 / 1024}' "/proc/$1/smaps_rollup"; }
 
 # Starts a server in the background (not in a subshell, so its PID is recorded for
 # cleanup) and waits for its ready line; LAST_PID is its PID, `url NAME` its base URL.
@@ -109,7 +114,7 @@ bash "$ROOT/benches/seed.sh" "$APP" "$STATE" "$TICKETS" "$ORDERS"
 SELLER="$(cat "$STATE/seller.session")"
 BUYER="$(cat "$STATE/buyer.session")"
 TICKET="$(cat "$STATE/ticket.id")"
-IDLE_RSS="$(rss_mib "$APP_PID")"
+IDLE_RSS="$(rss_mib "$APP_PID")"; IDLE_PSS="$(pss_mib "$APP_PID")"
 # The same data served by a second, traced process (readers share sqlite files safely).
 start app_traced env "${APP_ENV[@]}" "${TRACING[@]}" "$TESSERA" up \
   -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
@@ -148,10 +153,14 @@ for conns in 1 32; do
   measure "Python: GET /api/activity?limit=20" "$conns" "$APP/api/activity?limit=20" -H "Cookie: session=$BUYER"
   measure "TypeScript: GET /api/search?q=concert" "$conns" "$APP/api/search?q=concert&limit=20"
 done >"$ROWS"
-LOADED_RSS="$(rss_mib "$APP_PID")"
+LOADED_RSS="$(rss_mib "$APP_PID")"; LOADED_PSS="$(pss_mib "$APP_PID")"
 
-PROPAGATION="$(TESSERA_MANIFEST="$MANIFEST" TESSERA_BIN="$TESSERA" \
-  "$TARGET/release/examples/event_propagation" "$ROUNDS" | grep -o 'p50 .*')"
+propagation() {
+  TESSERA_MANIFEST="$MANIFEST" TESSERA_BIN="$TESSERA" PAUSE_MS="$1" \
+    "$TARGET/release/examples/event_propagation" "$ROUNDS" | grep -o 'p50 .*'
+}
+PROPAGATION="$(propagation 0)"
+PROPAGATION_SPACED="$(propagation 60)"
 
 echo "| scenario | connections | requests/s | vs native | vs hello | p50 | p99 |"
 echo "|---|---|---|---|---|---|---|"
@@ -168,9 +177,10 @@ EOF
 echo
 echo "| also measured | |"
 echo "|---|---|"
-echo "| event propagation, ticket created → orderable ($ROUNDS rounds) | $PROPAGATION |"
-echo "| tessera up RSS, whole app idle after seeding | $IDLE_RSS MiB |"
-echo "| tessera up RSS, whole app after the load | $LOADED_RSS MiB |"
+echo "| event propagation, ticket created → orderable ($ROUNDS rounds back to back) | $PROPAGATION |"
+echo "| event propagation, the same with rounds 60 ms apart (a quiet app) | $PROPAGATION_SPACED |"
+echo "| tessera up RSS / PSS, whole app idle after seeding | $IDLE_RSS / $IDLE_PSS MiB |"
+echo "| tessera up RSS / PSS, whole app after the load | $LOADED_RSS / $LOADED_PSS MiB |"
 echo "| tessera up → first answer, cold compile cache | $COLD_MS ms |"
 echo "| tessera up → first answer, warm compile cache | $WARM_MS ms |"
 # Stopped, the traced hosts export what they still hold and log how many spans a full

@@ -3,6 +3,8 @@
 //! the time until `POST /api/orders` for it stops answering 404.
 //!
 //!     cargo run --release -p tessera-blackbox --example event_propagation [ROUNDS]
+//!
+//! `PAUSE_MS=60` spaces the rounds (see `Marketplace::pause_between_rounds`).
 
 use std::time::Instant;
 
@@ -22,8 +24,10 @@ async fn main() {
     let buyer = m.client();
     m.sign_up(&buyer, "buyer@example.com").await;
 
+    let pause = Marketplace::pause_between_rounds();
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds {
+        tokio::time::sleep(pause).await;
         let started = Instant::now();
         let ticket = m
             .post(

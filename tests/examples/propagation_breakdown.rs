@@ -2,6 +2,8 @@
 //!
 //!   cargo run --release -p tessera-blackbox --example propagation_breakdown [ROUNDS]
 //!
+//! `PAUSE_MS=60` spaces the rounds (see `Marketplace::pause_between_rounds`).
+//!
 //! Starts the marketplace exporting spans to an in-process OTLP receiver, lists ROUNDS
 //! tickets one at a time (each `POST /api/tickets` with its own trace) and, like
 //! `event_propagation`, orders each as soon as orders knows it. Then, per stage of each
@@ -35,7 +37,9 @@ async fn main() {
 
     let mut traces = Vec::with_capacity(rounds);
     let mut client_view = Vec::with_capacity(rounds);
+    let pause = Marketplace::pause_between_rounds();
     for i in 0..rounds {
+        tokio::time::sleep(pause).await;
         let trace_id = format!("{:032x}", 0x7e55e7a_u128 << 64 | (i as u128 + 1));
         let started = Instant::now();
         let ticket = seller

@@ -449,6 +449,18 @@ impl Marketplace {
     /// Orders `ticket_id` the moment orders knows it: retries a 404 every 200 µs, so that
     /// the benchmarks' propagation figures are not the polling's. Panics on any other
     /// answer, or when the ticket is still unknown after 10 s.
+    /// The propagation benchmarks' pause before each round (`PAUSE_MS`, default none).
+    /// Back to back, a round's ticket competes for the CPU with the previous round's
+    /// order, whose event starts five consumers: that measures the app saturated. Spaced
+    /// rounds (e.g. `PAUSE_MS=60`) measure one purchase on a quiet app.
+    pub fn pause_between_rounds() -> std::time::Duration {
+        let millis = std::env::var("PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        std::time::Duration::from_millis(millis)
+    }
+
     pub async fn order_the_moment_known(&self, buyer: &Client, ticket_id: &str) {
         let started = std::time::Instant::now();
         loop {

@@ -63,7 +63,7 @@ impl HostState {
     async fn kv_run<R: Send + 'static>(
         &mut self,
         store: &Resource<KvStore>,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        f: impl Fn(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> wasmtime::Result<Result<R, String>> {
         let pool = self.table.get(store)?.pool.clone();
         Ok(pool.run(f).await.map_err(|e| format!("{e:#}")))
@@ -72,7 +72,7 @@ impl HostState {
     async fn kv<R: Send + 'static>(
         &mut self,
         store: &Resource<KvStore>,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        f: impl Fn(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> wasmtime::Result<Result<R, Error>> {
         Ok(self.kv_run(store, f).await?.map_err(Error::Other))
     }
@@ -93,7 +93,7 @@ impl key_value::HostStore for HostState {
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         self.kv(&store, move |c| {
             let mut stmt = c.prepare_cached(GET)?;
-            let mut rows = stmt.query([key])?;
+            let mut rows = stmt.query([&key])?;
             rows.next()?.map(|row| row.get(0)).transpose()
         })
         .await
@@ -119,7 +119,7 @@ impl key_value::HostStore for HostState {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.kv(&store, move |c| {
-            c.prepare_cached(DELETE)?.execute([key]).map(drop)
+            c.prepare_cached(DELETE)?.execute([&key]).map(drop)
         })
         .await
     }
@@ -129,7 +129,7 @@ impl key_value::HostStore for HostState {
         store: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        self.kv(&store, move |c| c.prepare_cached(EXISTS)?.exists([key]))
+        self.kv(&store, move |c| c.prepare_cached(EXISTS)?.exists([&key]))
             .await
     }
 

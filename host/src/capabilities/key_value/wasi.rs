@@ -46,7 +46,7 @@ impl HostState {
     async fn wasi_kv<R: Send + 'static>(
         &mut self,
         bucket: &Resource<KvStore>,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+        f: impl Fn(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
     ) -> wasmtime::Result<Result<R, Error>> {
         Ok(self.kv_run(bucket, f).await?.map_err(Error::Other))
     }
@@ -88,7 +88,7 @@ impl store::HostBucket for HostState {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.wasi_kv(&bucket, move |c| {
-            c.prepare_cached(DELETE)?.execute([key]).map(drop)
+            c.prepare_cached(DELETE)?.execute([&key]).map(drop)
         })
         .await
     }
@@ -98,7 +98,7 @@ impl store::HostBucket for HostState {
         bucket: Resource<KvStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        self.wasi_kv(&bucket, move |c| c.prepare_cached(EXISTS)?.exists([key]))
+        self.wasi_kv(&bucket, move |c| c.prepare_cached(EXISTS)?.exists([&key]))
             .await
     }
 
@@ -228,8 +228,8 @@ impl batch::Host for HostState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
         self.wasi_kv(&bucket, move |c| {
-            keys.into_iter()
-                .map(|k| get(c, &k).map(|v| (k, v)))
+            keys.iter()
+                .map(|k| get(c, k).map(|v| (k.clone(), v)))
                 .collect()
         })
         .await
