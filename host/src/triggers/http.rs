@@ -323,38 +323,39 @@ impl HttpServer {
             Some(h) => h.to_owned(),
             None => self.listen_addr.to_string(),
         };
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let full_url = format!("http://{host}{path_and_query}");
+        let full_url = format!(
+            "http://{host}{}",
+            req.uri().path_and_query().map_or("/", |p| p.as_str())
+        );
+        // wasi:http needs an absolute URI (authority) on the incoming request; the path
+        // and query are kept as hyper parsed them.
+        let mut uri = req.uri().clone().into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = host.parse().ok();
+        if let Ok(uri) = http::Uri::from_parts(uri) {
+            *req.uri_mut() = uri;
+        }
         let headers = req.headers_mut();
-        let mut set = |name: &str, value: &str| {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::try_from(name),
-                HeaderValue::from_str(value),
-            ) {
+        headers.reserve(8 + matched.params.len());
+        let mut set = |name: http::HeaderName, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
                 headers.insert(name, value);
             }
         };
-        set("host", &host);
-        set("spin-full-url", &full_url);
-        set("spin-path-info", &matched.path_info);
-        set("spin-matched-route", &route.raw);
-        set("spin-raw-component-route", &route.raw);
-        set("spin-component-route", route.component_route());
-        set("spin-base-path", "/");
-        set("spin-client-addr", &client.to_string());
+        let named = http::HeaderName::from_static;
+        set(header::HOST, &host);
+        set(named("spin-full-url"), &full_url);
+        set(named("spin-path-info"), &matched.path_info);
+        set(named("spin-matched-route"), &route.raw);
+        set(named("spin-raw-component-route"), &route.raw);
+        set(named("spin-component-route"), route.component_route());
+        set(named("spin-base-path"), "/");
+        set(named("spin-client-addr"), &client.to_string());
         for (name, value) in &matched.params {
-            set(
-                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-                value,
-            );
-        }
-        // wasi:http needs an absolute URI (authority) on the incoming request.
-        if let Ok(uri) = full_url.parse() {
-            *req.uri_mut() = uri;
+            let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
+            if let Ok(name) = http::HeaderName::try_from(name) {
+                set(name, value);
+            }
         }
         req
     }
