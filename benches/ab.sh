@@ -38,14 +38,10 @@ declare -A RATES
 for conns in $CONNS; do
   for _ in $(seq 1 "$ROUNDS"); do
     for label in "${LABELS[@]}"; do
-      rate="$(wrk -t"$(( conns < 2 ? 1 : 2 ))" -c"$conns" -d"$DURATION" "${URL[$label]}/denied/hello" \
-        | awk '/Requests\/sec/ {printf "%.0f", $2}')"
-      RATES[$label,$conns]+="$rate "
+      RATES[$label,$conns]+="$(rate "$conns" "${URL[$label]}/denied/hello") "
     done
   done
   for label in "${LABELS[@]}"; do
-    median="$(tr ' ' '\n' <<<"${RATES[$label,$conns]}" | grep . | sort -n \
-      | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')"
-    echo "$label, $conns connections: median $median req/s (rounds: ${RATES[$label,$conns]% })"
+    echo "$label, $conns connections: median $(median "${RATES[$label,$conns]}") req/s (rounds: ${RATES[$label,$conns]% })"
   done
 done

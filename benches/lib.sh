@@ -8,3 +8,45 @@ cleanup() {
   rm -rf "$STATE"
 }
 trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts a server in the background (not in a subshell, so its PID is recorded for
+# cleanup) and waits for its ready line; LAST_PID is its PID, `url NAME` its base URL.
+start() {
+  local name="$1"; shift
+  "$@" >"$STATE/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  for _ in $(seq 1 1200); do
+    grep -q "Serving HTTP on" "$STATE/$name.log" && return
+    sleep 0.05
+  done
+  cat "$STATE/$name.log" >&2; exit 1
+}
+url() { grep -m1 -o 'Serving HTTP on http://[0-9.:]*' "$STATE/$1.log" | grep -o 'http://.*'; }
+
+# A redis-server of the benchmark's own on a free port, and APP_ENV: the marketplace's
+# variables pointing at it (cheap password hashing, so seeding is quick).
+start_redis() {
+  REDIS_PORT="$(free_port)"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --notify-keyspace-events Ex >"$STATE/redis.log" 2>&1 &
+  PIDS+=($!)
+  APP_ENV=(SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$REDIS_PORT"
+    SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench
+    SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench
+    SPIN_VARIABLE_ARGON2_MEMORY_KIB=64 SPIN_VARIABLE_ARGON2_ITERATIONS=1)
+}
+
+# wrk's requests/s for CONNS connections to URL (extra wrk arguments after it).
+rate() {
+  local conns="$1" url="$2"; shift 2
+  wrk -t"$(( conns < 2 ? 1 : 2 ))" -c"$conns" -d"$DURATION" "$@" "$url" \
+    | awk '/Requests\/sec/ {printf "%.0f", $2}'
+}
+# The median of the numbers in $1 (space-separated).
+median() {
+  tr ' ' '\n' <<<"$1" | grep . | sort -n \
+    | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
+}

@@ -32,7 +32,6 @@ unset RUST_BACKTRACE # a captured backtrace per request would distort the number
 
 source "$ROOT/benches/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 # PSS: each page shared with other mappings counted by its share. The compiled images of
@@ -40,29 +39,7 @@ rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 # RSS counts those page-cache pages again in every slot.
 pss_mib() { awk '/^Pss:/ {printf "%.0f", $2 / 1024}' "/proc/$1/smaps_rollup"; }
 
-# Starts a server in the background (not in a subshell, so its PID is recorded for
-# cleanup) and waits for its ready line; LAST_PID is its PID, `url NAME` its base URL.
-start() {
-  local name="$1"; shift
-  "$@" >"$STATE/$name.log" 2>&1 &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-  for _ in $(seq 1 1200); do
-    grep -q "Serving HTTP on" "$STATE/$name.log" && return
-    sleep 0.05
-  done
-  cat "$STATE/$name.log" >&2; exit 1
-}
-url() { grep -m1 -o 'Serving HTTP on http://[0-9.:]*' "$STATE/$1.log" | grep -o 'http://.*'; }
-
-REDIS_PORT="$(free_port)"
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --notify-keyspace-events Ex >"$STATE/redis.log" 2>&1 &
-PIDS+=($!)
-APP_ENV=(SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$REDIS_PORT"
-  SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench
-  SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench
-  SPIN_VARIABLE_ARGON2_MEMORY_KIB=64 SPIN_VARIABLE_ARGON2_ITERATIONS=1)
+start_redis
 # `tessera up` of the whole app on STATE_DIR (data and compile cache under it).
 up_app() {
   local name="$1" state_dir="$2"
