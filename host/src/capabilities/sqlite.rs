@@ -60,6 +60,15 @@ impl DbPool {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(Duration::ZERO)?;
+        // The query planner's stability guarantee: a statement's plan is made when it is
+        // prepared, not again for each new parameter value. Without it sqlite expires a
+        // cached statement whenever a parameter the planner looked at is bound again
+        // (e.g. `WHERE user_id = ?` beside a partial index), so every request parsed and
+        // planned its query again: each `GET /api/orders` re-prepared its select.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         Ok(conn)
     }
 
@@ -400,6 +409,30 @@ mod tests {
             )
             .expect("take the write lock");
         holder
+    }
+
+    #[test]
+    fn a_cached_statement_keeps_its_plan_when_bound_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pool = DbPool::new("plans", dir.path().join("plans.db"));
+        let conn = pool.take().expect("connection");
+        conn.execute_batch(
+            "CREATE TABLE orders (id TEXT, user_id TEXT, created_at INTEGER);
+             CREATE INDEX orders_by_user ON orders (user_id, created_at);
+             INSERT INTO orders VALUES ('a', 'u1', 1), ('b', 'u2', 2);",
+        )
+        .expect("schema");
+        let query = "SELECT id FROM orders WHERE user_id = ? ORDER BY created_at";
+        for user in ["u1", "u2", "u1"] {
+            let rows = run_statement(&conn, query, &[Value::Text(user.into())]).expect("query");
+            assert_eq!(rows.rows.len(), 1);
+        }
+        let cached = conn.prepare_cached(query).expect("cached");
+        assert_eq!(
+            cached.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "parsed and planned again for new parameter values"
+        );
     }
 
     // One thread only: if the waiting statement held it, the holder could not commit
