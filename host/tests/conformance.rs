@@ -248,19 +248,27 @@ async fn compiled_components_are_cached_across_restarts() {
     let args = ["--runtime-config-file", rc.as_str()];
     let env = [("SPIN_VARIABLE_SECRET_TOKEN", "x")];
     let first = TesseraUp::spawn_with_state(&manifest(), &args, &env, state.path());
+    // Log lines reach stderr through the host's log writer thread, after the ready line.
     assert!(
-        first.logs().contains("compiled"),
+        first.wait_for_log("compiled", std::time::Duration::from_secs(10)),
         "first start compiles:\n{}",
         first.logs()
     );
     drop(first);
     let second = TesseraUp::spawn_with_state(&manifest(), &args, &env, state.path());
+    assert_eq!(get(&second, "/granted/hello").await.0, 200);
+    // The writer keeps the order of lines: once the request's line is out, a "compiled"
+    // line from the start would be out too.
+    assert!(
+        second.wait_for_log("path=/granted/hello", std::time::Duration::from_secs(10)),
+        "{}",
+        second.logs()
+    );
     assert!(
         !second.logs().contains("compiled"),
         "restart reuses the cache:\n{}",
         second.logs()
     );
-    assert_eq!(get(&second, "/granted/hello").await.0, 200);
 }
 
 #[tokio::test]

@@ -216,8 +216,9 @@ async fn a_restart_with_a_warm_compile_cache_answers_the_python_guest_within_a_s
     require_guests();
     let state = tempfile::tempdir().unwrap();
     let first = TesseraUp::spawn_with_state(&manifest(), &[], &[], state.path());
+    // Log lines reach stderr through the host's log writer thread, after the ready line.
     assert!(
-        first.logs().contains("compiled"),
+        first.wait_for_log("compiled", Duration::from_secs(30)),
         "first start compiles:\n{}",
         first.logs()
     );
@@ -229,6 +230,13 @@ async fn a_restart_with_a_warm_compile_cache_answers_the_python_guest_within_a_s
     let answer = get(&second, "/py/hello").await;
     let elapsed = started.elapsed();
     assert_eq!(answer, (200, "hello from python".into()));
+    // The writer keeps the order of lines: once the request's line is out, a "compiled"
+    // line from the start would be out too.
+    assert!(
+        second.wait_for_log("path=/py/hello", Duration::from_secs(10)),
+        "{}",
+        second.logs()
+    );
     assert!(
         !second.logs().contains("compiled"),
         "restart reuses the cache:\n{}",
