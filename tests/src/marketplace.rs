@@ -446,9 +446,6 @@ impl Marketplace {
         }
     }
 
-    /// Orders `ticket_id` the moment orders knows it: retries a 404 every 200 µs, so that
-    /// the benchmarks' propagation figures are not the polling's. Panics on any other
-    /// answer, or when the ticket is still unknown after 10 s.
     /// The propagation benchmarks' pause before each round (`PAUSE_MS`, default none).
     /// Back to back, a round's ticket competes for the CPU with the previous round's
     /// order, whose event starts five consumers: that measures the app saturated. Spaced
@@ -461,6 +458,9 @@ impl Marketplace {
         std::time::Duration::from_millis(millis)
     }
 
+    /// Orders `ticket_id` the moment orders knows it: retries a 404 every 200 µs, so that
+    /// the benchmarks' propagation figures are not the polling's. Panics on any other
+    /// answer, or when the ticket is still unknown after 10 s.
     pub async fn order_the_moment_known(&self, buyer: &Client, ticket_id: &str) {
         let started = std::time::Instant::now();
         loop {
