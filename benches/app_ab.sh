@@ -26,9 +26,7 @@ for spec in "$@"; do
   label="${spec%%=*}"
   extra=()
   [ "${#LABELS[@]}" -gt 0 ] && extra=(--no-dev-services)
-  start "$label" env "${APP_ENV[@]}" "${spec#*=}" up -f "$MANIFEST" \
-    --runtime-config-file "$ROOT/runtime-config.toml" --listen 127.0.0.1:0 \
-    --state-dir "$STATE/app" "${extra[@]}"
+  up_app "$label" "${spec#*=}" "$STATE/app" "${extra[@]}"
   URL[$label]="$(url "$label")"
   if [ "${#LABELS[@]}" -eq 0 ]; then
     bash "$ROOT/benches/seed.sh" "${URL[$label]}" "$STATE" "${TICKETS:-200}" "${ORDERS:-20}" >/dev/null

@@ -39,6 +39,15 @@ start_redis() {
     SPIN_VARIABLE_ARGON2_MEMORY_KIB=64 SPIN_VARIABLE_ARGON2_ITERATIONS=1)
 }
 
+# `tessera up` (BINARY) of the marketplace (MANIFEST) on STATE_DIR (its data and compile
+# cache), with APP_ENV and any further FLAGs: up_app NAME BINARY STATE_DIR [FLAG ...].
+up_app() {
+  local name="$1" binary="$2" state_dir="$3"; shift 3
+  start "$name" env "${APP_ENV[@]}" "$binary" up \
+    -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
+    --listen 127.0.0.1:0 --state-dir "$state_dir" "$@"
+}
+
 # wrk's requests/s for CONNS connections to URL (extra wrk arguments after it).
 rate() {
   local conns="$1" url="$2"; shift 2

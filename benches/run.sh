@@ -40,13 +40,6 @@ rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 pss_mib() { awk '/^Pss:/ {printf "%.0f", $2 / 1024}' "/proc/$1/smaps_rollup"; }
 
 start_redis
-# `tessera up` of the whole app on STATE_DIR (data and compile cache under it).
-up_app() {
-  local name="$1" state_dir="$2"
-  start "$name" env "${APP_ENV[@]}" "$TESSERA" up \
-    -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
-    --listen 127.0.0.1:0 --state-dir "$state_dir"
-}
 
 # Sets ELAPSED_MS to the time from `tessera up` to the first answer of the Python component
 # (the slowest to instantiate; 401: nobody is signed in); the state dir, and so the compile
@@ -54,7 +47,7 @@ up_app() {
 time_to_first_answer() {
   local name="$1" started
   started="$(now_ms)"
-  up_app "$name" "$STATE/startup"
+  up_app "$name" "$TESSERA" "$STATE/startup"
   until [ "$(curl -s -o /dev/null -w '%{http_code}' "$(url "$name")/api/activity")" = 401 ]; do
     sleep 0.01
   done
@@ -84,7 +77,7 @@ HELLO_TRACED_PID="$LAST_PID"
 
 mkdir -p "$STATE/app"
 cp -r "$STATE/startup/cache" "$STATE/app/cache" # compiled above; the data starts empty
-up_app app "$STATE/app"
+up_app app "$TESSERA" "$STATE/app"
 APP_PID="$LAST_PID"
 APP="$(url app)"
 bash "$ROOT/benches/seed.sh" "$APP" "$STATE" "$TICKETS" "$ORDERS"
