@@ -16,6 +16,7 @@ pub mod postgres;
 pub mod redis;
 pub mod sqlite;
 pub mod variables;
+pub mod wal_checkpoint;
 
 use wasmtime::component::{HasSelf, Linker};
 

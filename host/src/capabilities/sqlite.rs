@@ -17,6 +17,7 @@ use rusqlite::ToSql;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::{Linker, Resource};
 
+use super::wal_checkpoint::WalCheckpointer;
 use crate::bindings::{sqlite_v2 as v2, sqlite_v3 as v3};
 use crate::state::HostState;
 
@@ -29,12 +30,14 @@ pub struct DbPool {
     label: String,
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    checkpointer: WalCheckpointer,
 }
 
 impl DbPool {
     pub fn new(label: impl Into<String>, path: PathBuf) -> Arc<Self> {
         Arc::new(DbPool {
             label: label.into(),
+            checkpointer: WalCheckpointer::start(&path),
             path,
             idle: Mutex::new(Vec::new()),
         })
@@ -52,7 +55,7 @@ impl DbPool {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let conn = rusqlite::Connection::open(&self.path)
+        let mut conn = rusqlite::Connection::open(&self.path)
             .with_context(|| format!("cannot open sqlite database {}", self.path.display()))?;
         // WAL lets readers run beside a writer. No busy timeout here: a statement that
         // finds the write lock taken fails at once and `run_on` retries it where waiting
@@ -60,6 +63,8 @@ impl DbPool {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(Duration::ZERO)?;
+        // Checkpoints happen on the database's own thread, not inside a guest's commit.
+        self.checkpointer.watch(&mut conn)?;
         // The query planner's stability guarantee: a statement's plan is made when it is
         // prepared, not again for each new parameter value. Without it sqlite expires a
         // cached statement whenever a parameter the planner looked at is bound again
@@ -433,6 +438,37 @@ mod tests {
             0,
             "parsed and planned again for new parameter values"
         );
+    }
+
+    #[test]
+    fn a_commit_leaves_checkpointing_to_the_databases_own_thread() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wal.db");
+        let pool = DbPool::new("wal", path.clone());
+        let conn = pool.take().expect("connection");
+        let database_bytes = || std::fs::metadata(&path).map_or(0, |m| m.len());
+        let held = pool.checkpointer.hold();
+        // One commit of ~1,300 pages: past the log size that asks for a checkpoint.
+        conn.execute_batch(
+            "CREATE TABLE t (x BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1300)
+             INSERT INTO t SELECT zeroblob(4000) FROM n;",
+        )
+        .expect("write");
+        assert!(
+            database_bytes() < 1 << 20,
+            "the commit copied the log into the database file itself"
+        );
+        drop(held);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while database_bytes() < 5 << 20 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the log was never checkpointed"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        pool.put(conn);
     }
 
     // One thread only: if the waiting statement held it, the holder could not commit
