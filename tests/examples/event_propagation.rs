@@ -24,6 +24,7 @@ async fn main() {
     let buyer = m.client();
     m.sign_up(&buyer, "buyer@example.com").await;
 
+    m.warm_up_propagation(&seller, &buyer).await;
     let pause = Marketplace::pause_between_rounds();
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds {

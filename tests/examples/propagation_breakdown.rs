@@ -2,7 +2,9 @@
 //!
 //!   cargo run --release -p tessera-blackbox --example propagation_breakdown [ROUNDS]
 //!
-//! `PAUSE_MS=60` spaces the rounds (see `Marketplace::pause_between_rounds`).
+//! `PAUSE_MS=60` spaces the rounds (see `Marketplace::pause_between_rounds`);
+//! `TESSERA_MANIFEST` runs another manifest (the activity and search rows are left out when it
+//! lacks them). Prints the median and the slowest round's whole trace, then the table.
 //!
 //! Starts the marketplace exporting spans to an in-process OTLP receiver, lists ROUNDS
 //! tickets one at a time (each `POST /api/tickets` with its own trace) and, like
@@ -13,6 +15,8 @@
 //! - request start → `PUBLISH`: until the relay's publish leaves;
 //! - `PUBLISH` done → orders' span starts: Redis delivery, the subscriber, an instance slot;
 //! - orders' `ticket:created` span: instantiation and the handler;
+//! - orders' span ends → the accepted `POST /api/orders` starts: the client's polling;
+//! - the accepted `POST /api/orders`: its statements and the relay of `order:created`;
 //! - client view: `POST` sent → the order accepted.
 
 use std::time::{Duration, Instant};
@@ -37,6 +41,7 @@ async fn main() {
 
     let mut traces = Vec::with_capacity(rounds);
     let mut client_view = Vec::with_capacity(rounds);
+    m.warm_up_propagation(&seller, &buyer).await;
     let pause = Marketplace::pause_between_rounds();
     for i in 0..rounds {
         tokio::time::sleep(pause).await;
@@ -54,12 +59,26 @@ async fn main() {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        m.order_the_moment_known(&buyer, &id).await;
+        // The polls join the ticket's trace: the accepted one shows up beside the events.
+        let traceparent = format!("00-{trace_id}-00000000000000bb-01");
+        m.order_the_moment_known_in_trace(&buyer, &id, Some(&traceparent))
+            .await;
         client_view.push(started.elapsed());
         traces.push(trace_id);
     }
 
-    let consumers = ["orders", "activity", "search"];
+    // Activity and search only when the manifest has them (`TESSERA_MANIFEST` may point
+    // at one without, to compare).
+    let other_manifest = std::env::var_os("TESSERA_MANIFEST")
+        .map(|path| std::fs::read_to_string(path).unwrap_or_default());
+    let consumers: Vec<&str> = ["orders", "activity", "search"]
+        .into_iter()
+        .filter(|c| {
+            other_manifest
+                .as_ref()
+                .is_none_or(|manifest| manifest.contains(&format!("[component.{c}]")))
+        })
+        .collect();
     let spans = receiver
         .wait_for("every round's spans", Duration::from_secs(30), |spans| {
             traces
@@ -81,6 +100,11 @@ async fn main() {
             "PUBLISH done → search (TypeScript) span starts".into(),
             vec![],
         ),
+        (
+            "orders' span ends → the accepted POST /api/orders starts".into(),
+            vec![],
+        ),
+        ("the accepted POST /api/orders (server span)".into(), vec![]),
     ];
     for trace in &traces {
         let Some(post) = spans
@@ -109,20 +133,51 @@ async fn main() {
             .1
             .push(between(orders.start_unix_nanos, orders.end_unix_nanos));
         for (stage, component) in [(4, "activity"), (5, "search")] {
-            let span = consumer(&spans, trace, component).expect("waited for");
+            let Some(span) = consumer(&spans, trace, component) else {
+                continue;
+            };
             stages[stage]
                 .1
                 .push(between(publish.end_unix_nanos, span.start_unix_nanos));
         }
+        // The polls are in the ticket's trace too; the last one is the accepted one.
+        let accepted = spans
+            .iter()
+            .filter(|s| {
+                &s.trace_id == trace && s.kind == "SERVER" && s.name.contains("/api/orders")
+            })
+            .max_by_key(|s| s.start_unix_nanos);
+        if let Some(accepted) = accepted {
+            stages[6]
+                .1
+                .push(between(orders.end_unix_nanos, accepted.start_unix_nanos));
+            stages[7]
+                .1
+                .push(between(accepted.start_unix_nanos, accepted.end_unix_nanos));
+        }
     }
-    stages.push(("client: POST sent → order accepted".into(), client_view));
+    stages.push((
+        "client: POST sent → order accepted".into(),
+        client_view.clone(),
+    ));
 
-    // One round's whole trace, every span against the request's start (the middle round).
-    if let Some(trace) = traces.get(traces.len() / 2) {
+    // Two rounds' whole traces, every span against the request's start: the median
+    // round and the slowest, as the client saw them.
+    let mut by_duration: Vec<usize> = (0..traces.len()).collect();
+    by_duration.sort_by_key(|&i| client_view[i]);
+    for (label, index) in [
+        ("median", by_duration.get(by_duration.len() / 2)),
+        ("slowest", by_duration.last()),
+    ] {
+        let Some(&index) = index else { continue };
+        let trace = &traces[index];
         let mut mine: Vec<&ReceivedSpan> = spans.iter().filter(|s| &s.trace_id == trace).collect();
         mine.sort_by_key(|s| s.start_unix_nanos);
         let zero = mine.first().map_or(0, |s| s.start_unix_nanos);
-        println!("trace {trace}:");
+        println!(
+            "{label} round, {:.2} ms as the client saw it, trace {trace}:",
+            ms(client_view[index])
+        );
         for span in mine {
             println!(
                 "  {:>7.2} → {:>7.2} ms  {} {}",
@@ -138,6 +193,9 @@ async fn main() {
     println!("| stage | p50 | p99 |");
     println!("|---|---|---|");
     for (name, mut samples) in stages {
+        if samples.is_empty() {
+            continue;
+        }
         samples.sort();
         println!(
             "| {name} | {:.2} ms | {:.2} ms |",

@@ -458,15 +458,52 @@ impl Marketplace {
         std::time::Duration::from_millis(millis)
     }
 
+    /// Lists a few tickets and orders each, untimed, before a benchmark's rounds: the
+    /// first event through each service creates its database and schema, a one-time cost
+    /// that is not propagation.
+    pub async fn warm_up_propagation(&self, seller: &Client, buyer: &Client) {
+        for i in 0..5 {
+            let ticket = self
+                .post(
+                    seller,
+                    "/api/tickets",
+                    json!({"title": format!("Warm-up {i}"), "price": 10}),
+                )
+                .await;
+            assert_eq!(ticket.status(), StatusCode::CREATED);
+            let id = body(ticket).await["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            self.order_the_moment_known(buyer, &id).await;
+        }
+    }
+
     /// Orders `ticket_id` the moment orders knows it: retries a 404 every 200 µs, so that
     /// the benchmarks' propagation figures are not the polling's. Panics on any other
     /// answer, or when the ticket is still unknown after 10 s.
     pub async fn order_the_moment_known(&self, buyer: &Client, ticket_id: &str) {
+        self.order_the_moment_known_in_trace(buyer, ticket_id, None)
+            .await;
+    }
+
+    /// [`Self::order_the_moment_known`], each attempt sent with `traceparent` when given,
+    /// so that its spans join that trace.
+    pub async fn order_the_moment_known_in_trace(
+        &self,
+        buyer: &Client,
+        ticket_id: &str,
+        traceparent: Option<&str>,
+    ) {
         let started = std::time::Instant::now();
         loop {
-            let resp = self
-                .post(buyer, "/api/orders", json!({"ticketId": ticket_id}))
-                .await;
+            let mut request = buyer
+                .post(self.url("/api/orders"))
+                .json(&json!({"ticketId": ticket_id}));
+            if let Some(traceparent) = traceparent {
+                request = request.header("traceparent", traceparent);
+            }
+            let resp = request.send().await.expect("POST /api/orders");
             if resp.status() == StatusCode::CREATED {
                 return;
             }
