@@ -30,7 +30,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 
 use crate::config;
 use crate::events::{self, Event};
@@ -204,12 +204,12 @@ fn relay_at(
     if !has_pending(db, now)? {
         return Ok(0);
     }
-    hold_for_a_restarted_redis(db, publisher)?;
+    let mut run = last_redis_run(db)?;
     let mut published = 0;
     loop {
         let claimed = claim(db, now)?;
         for (index, row) in claimed.iter().enumerate() {
-            if let Err(err) = publisher.publish(&row.channel, &row.payload) {
+            if let Err(err) = publish_to_known_run(db, publisher, row, &mut run) {
                 release(db, &claimed[index..]);
                 return Err(err.context(format!(
                     "Failed to publish outbox row {} on `{}`",
@@ -248,37 +248,49 @@ fn has_pending(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<bool> 
     Ok(!any.rows.is_empty())
 }
 
-/// Fails (so the rows wait) while Redis is a run this service has not published to yet
-/// and younger than [`REDIS_SETTLE_SECONDS`]; otherwise remembers the run.
-fn hold_for_a_restarted_redis(
-    db: &(impl Database + ?Sized),
-    publisher: &impl Publisher,
-) -> anyhow::Result<()> {
-    let Some(run) = publisher.redis_run()? else {
-        return Ok(());
-    };
+/// The Redis run this outbox last published to, if any.
+fn last_redis_run(db: &(impl Database + ?Sized)) -> anyhow::Result<Option<String>> {
     let known = db
         .query(
             "SELECT value FROM outbox_meta WHERE key = 'redis_run_id'",
             &[],
         )
         .context("Failed to read the outbox's Redis run")?;
-    let last = known
+    Ok(known
         .rows()
         .next()
-        .and_then(|row| get_text(&row, "value").ok());
-    match run.since(last.as_deref()) {
-        RunChange::Same => return Ok(()),
-        RunChange::RestartedMomentsAgo => return Err(anyhow!(run.hold_message())),
-        RunChange::New => {}
+        .and_then(|row| get_text(&row, "value").ok()))
+}
+
+/// Publishes `row` to Redis run `run`, the one this outbox last published to: one round
+/// trip in the usual case. When Redis is another run by now it publishes nothing and says
+/// which; that run is then remembered and published to, unless it is younger than
+/// [`REDIS_SETTLE_SECONDS`]: then this fails, so the rows wait.
+fn publish_to_known_run(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    row: &Pending,
+    run: &mut Option<String>,
+) -> anyhow::Result<()> {
+    let current = match publisher.publish_to_run(&row.channel, &row.payload, run.as_deref())? {
+        Delivery::Published => return Ok(()),
+        Delivery::OtherRun(current) => current,
+    };
+    if current.since(run.as_deref()) == RunChange::RestartedMomentsAgo {
+        return Err(anyhow!(current.hold_message()));
     }
     db.query(
         "INSERT INTO outbox_meta (key, value) VALUES ('redis_run_id', ?) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        &[text(&run.id)],
+        &[text(&current.id)],
     )
     .context("Failed to remember the Redis run")?;
-    Ok(())
+    *run = Some(current.id);
+    match publisher.publish_to_run(&row.channel, &row.payload, run.as_deref())? {
+        Delivery::Published => Ok(()),
+        // Restarted again between the two round trips.
+        Delivery::OtherRun(_) => Err(restarted_since_checked()),
+    }
 }
 
 /// Claims up to [`BATCH`] unclaimed (or expired) rows, oldest first.
@@ -353,6 +365,34 @@ pub trait Publisher {
     fn redis_run(&self) -> anyhow::Result<Option<RedisRun>> {
         Ok(None)
     }
+
+    /// Publishes `payload` on `channel` only if Redis is run `run` (`None`: no run known
+    /// yet); otherwise publishes nothing and answers the run it is. A publisher that
+    /// cannot tell runs apart always publishes. The check and the publish are one step
+    /// where the publisher can make them one ([`RedisPublisher`]: one script).
+    fn publish_to_run(
+        &self,
+        channel: &str,
+        payload: &[u8],
+        run: Option<&str>,
+    ) -> anyhow::Result<Delivery> {
+        if let Some(current) = self.redis_run()?
+            && Some(current.id.as_str()) != run
+        {
+            return Ok(Delivery::OtherRun(current));
+        }
+        self.publish(channel, payload)?;
+        Ok(Delivery::Published)
+    }
+}
+
+/// What [`Publisher::publish_to_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Published to the run asked for.
+    Published,
+    /// Nothing: Redis is this other run.
+    OtherRun(RedisRun),
 }
 
 impl<P: Publisher + ?Sized> Publisher for &P {
@@ -362,6 +402,15 @@ impl<P: Publisher + ?Sized> Publisher for &P {
 
     fn redis_run(&self) -> anyhow::Result<Option<RedisRun>> {
         (**self).redis_run()
+    }
+
+    fn publish_to_run(
+        &self,
+        channel: &str,
+        payload: &[u8],
+        run: Option<&str>,
+    ) -> anyhow::Result<Delivery> {
+        (**self).publish_to_run(channel, payload, run)
     }
 }
 
@@ -433,7 +482,7 @@ impl RedisRun {
 /// publish costs no Redis round trip.
 ///
 /// Once [`Publisher::redis_run`] has been asked, every publish goes out only to that same
-/// run of the server ([`PUBLISH_IF_RUN`]). Checking the run and then publishing were two
+/// run of the server ([`PUBLISH_TO_RUN`]). Checking the run and then publishing were two
 /// commands, and a Redis restart could fall between them: the publish then reached the
 /// new server before the subscribers were back (a dropped connection is retried on the
 /// reconnected one), skipping the hold. Found by the chaos run with Redis faults only
@@ -444,11 +493,12 @@ pub struct RedisPublisher {
     checked_run: RefCell<Option<String>>,
 }
 
-/// Publishes payload `ARGV[2]` on channel `ARGV[1]` only if the server's `run_id` is `ARGV[3]`;
-/// answers the number of receivers, or -1 (nothing published) for another run. One
-/// script, so the check and the publish cannot be split by a restart.
-pub const PUBLISH_IF_RUN: &str = "if string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') ~= ARGV[3] \
-     then return -1 end \
+/// Publishes payload `ARGV[2]` on channel `ARGV[1]` only if the server's `run_id` is
+/// `ARGV[3]`, answering the number of receivers; for any other run it publishes nothing and
+/// answers the server's `INFO server` (its run and uptime). One script, so the check and
+/// the publish cannot be split by a restart, and one round trip.
+pub const PUBLISH_TO_RUN: &str = "local info = redis.call('INFO', 'server') \
+     if string.match(info, 'run_id:(%x+)') ~= ARGV[3] then return info end \
      return redis.call('PUBLISH', ARGV[1], ARGV[2])";
 
 impl RedisPublisher {
@@ -501,33 +551,60 @@ impl Publisher for RedisPublisher {
     }
 
     fn publish(&self, channel: &str, payload: &[u8]) -> anyhow::Result<()> {
+        let checked_run = self.checked_run.borrow().clone();
+        let Some(run) = checked_run else {
+            let connection = self.take_connection()?;
+            connection
+                .publish(channel, payload)
+                .map_err(|err| anyhow!("{err:?}"))
+                .with_context(|| format!("Redis at `{}`", self.address))?;
+            // Kept only after a success: after a failure the next publish reconnects.
+            self.connection.replace(Some(connection));
+            return Ok(());
+        };
+        match self.publish_to_run(channel, payload, Some(&run))? {
+            Delivery::Published => Ok(()),
+            Delivery::OtherRun(_) => Err(restarted_since_checked()),
+        }
+    }
+
+    fn publish_to_run(
+        &self,
+        channel: &str,
+        payload: &[u8],
+        run: Option<&str>,
+    ) -> anyhow::Result<Delivery> {
         use spin_sdk::redis::{RedisParameter, RedisResult};
         let connection = self.take_connection()?;
-        let checked_run = self.checked_run.borrow().clone();
-        let published = match &checked_run {
-            None => connection.publish(channel, payload).map(|()| true),
-            Some(run) => {
-                let bytes = |value: &[u8]| RedisParameter::Binary(value.to_vec());
-                let arguments = [
-                    bytes(PUBLISH_IF_RUN.as_bytes()),
-                    RedisParameter::Int64(0),
-                    bytes(channel.as_bytes()),
-                    bytes(payload),
-                    bytes(run.as_bytes()),
-                ];
-                connection
-                    .execute("EVAL", &arguments)
-                    .map(|reply| !matches!(reply.as_slice(), [RedisResult::Int64(-1)]))
-            }
-        }
-        .map_err(|err| anyhow!("{err:?}"))
-        .with_context(|| format!("Redis at `{}`", self.address))?;
+        let bytes = |value: &[u8]| RedisParameter::Binary(value.to_vec());
+        let arguments = [
+            bytes(PUBLISH_TO_RUN.as_bytes()),
+            RedisParameter::Int64(0),
+            bytes(channel.as_bytes()),
+            bytes(payload),
+            // No run_id is empty: an unknown run never matches.
+            bytes(run.unwrap_or_default().as_bytes()),
+        ];
+        let reply = connection
+            .execute("EVAL", &arguments)
+            .map_err(|err| anyhow!("{err:?}"))
+            .with_context(|| format!("Redis at `{}`", self.address))?;
         // Kept only after a success: after a failure the next publish reconnects.
         self.connection.replace(Some(connection));
-        if !published {
-            return Err(restarted_since_checked());
-        }
-        Ok(())
+        let info = match reply.as_slice() {
+            [RedisResult::Int64(_)] => return Ok(Delivery::Published),
+            [RedisResult::Binary(bytes)] => String::from_utf8_lossy(bytes).into_owned(),
+            [RedisResult::Status(text)] => text.clone(),
+            other => bail!("Redis at `{}`: unexpected reply {other:?}", self.address),
+        };
+        RedisRun::from_info(&info)
+            .map(Delivery::OtherRun)
+            .ok_or_else(|| {
+                anyhow!(
+                    "Redis at `{}`: INFO server has no run_id or uptime",
+                    self.address
+                )
+            })
     }
 }
 
