@@ -8,9 +8,7 @@
 
 use std::time::Instant;
 
-use reqwest::StatusCode;
-use serde_json::json;
-use tessera_blackbox::marketplace::{Marketplace, body};
+use tessera_blackbox::marketplace::Marketplace;
 
 #[tokio::main]
 async fn main() {
@@ -30,19 +28,8 @@ async fn main() {
     for i in 0..rounds {
         tokio::time::sleep(pause).await;
         let started = Instant::now();
-        let ticket = m
-            .post(
-                &seller,
-                "/api/tickets",
-                json!({"title": format!("Bench {i}"), "price": 10}),
-            )
+        m.list_then_order(&seller, &buyer, &format!("Bench {i}"))
             .await;
-        assert_eq!(ticket.status(), StatusCode::CREATED);
-        let id = body(ticket).await["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        m.order_the_moment_known(&buyer, &id).await;
         samples.push(started.elapsed());
     }
     samples.sort();

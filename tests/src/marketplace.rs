@@ -463,20 +463,23 @@ impl Marketplace {
     /// that is not propagation.
     pub async fn warm_up_propagation(&self, seller: &Client, buyer: &Client) {
         for i in 0..5 {
-            let ticket = self
-                .post(
-                    seller,
-                    "/api/tickets",
-                    json!({"title": format!("Warm-up {i}"), "price": 10}),
-                )
+            self.list_then_order(seller, buyer, &format!("Warm-up {i}"))
                 .await;
-            assert_eq!(ticket.status(), StatusCode::CREATED);
-            let id = body(ticket).await["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            self.order_the_moment_known(buyer, &id).await;
         }
+    }
+
+    /// One round of the propagation benchmarks: `seller` lists a ticket titled `title`
+    /// and `buyer` orders it the moment orders knows it.
+    pub async fn list_then_order(&self, seller: &Client, buyer: &Client, title: &str) {
+        let ticket = self
+            .post(seller, "/api/tickets", json!({"title": title, "price": 10}))
+            .await;
+        assert_eq!(ticket.status(), StatusCode::CREATED);
+        let id = body(ticket).await["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.order_the_moment_known(buyer, &id).await;
     }
 
     /// Orders `ticket_id` the moment orders knows it: retries a 404 every 200 µs, so that
