@@ -69,15 +69,10 @@ async fn main() {
 
     // Activity and search only when the manifest has them (`TESSERA_MANIFEST` may point
     // at one without, to compare).
-    let other_manifest = std::env::var_os("TESSERA_MANIFEST")
-        .map(|path| std::fs::read_to_string(path).unwrap_or_default());
+    let manifest = std::fs::read_to_string(Marketplace::manifest()).unwrap_or_default();
     let consumers: Vec<&str> = ["orders", "activity", "search"]
         .into_iter()
-        .filter(|c| {
-            other_manifest
-                .as_ref()
-                .is_none_or(|manifest| manifest.contains(&format!("[component.{c}]")))
-        })
+        .filter(|c| *c == "orders" || manifest.contains(&format!("[component.{c}]")))
         .collect();
     let spans = receiver
         .wait_for("every round's spans", Duration::from_secs(30), |spans| {

@@ -67,13 +67,17 @@ impl Marketplace {
         })
     }
 
+    /// The manifest the app starts from: the repository's `spin.toml`, or
+    /// `TESSERA_MANIFEST`, through which benchmarks compare another build of the app.
+    pub fn manifest() -> std::path::PathBuf {
+        std::env::var_os("TESSERA_MANIFEST")
+            .map_or_else(|| workspace_root().join("spin.toml"), Into::into)
+    }
+
     /// Starts the app as `setup` says.
     pub fn start_setup(setup: Setup<'_>) -> Marketplace {
         if setup.held.is_empty() {
-            // Benchmarks compare another build of the app through TESSERA_MANIFEST.
-            let manifest = std::env::var_os("TESSERA_MANIFEST")
-                .map_or_else(|| workspace_root().join("spin.toml"), Into::into);
-            let manifest = Source::Manifest(manifest);
+            let manifest = Source::Manifest(Self::manifest());
             return Self::start_source(manifest, setup.env, setup.stripe_switch);
         }
         let (dir, manifest) = held_manifest(setup.held);
