@@ -74,10 +74,21 @@ impl HostState {
         })
     }
 
-    /// Makes `trace` the parent of this instance's host calls and outbound requests.
-    pub fn set_trace(&mut self, trace: Trace) {
-        self.outbound_http.trace = Some(trace.clone());
-        self.trace = Some(trace);
+    /// Makes `trace` the parent of this instance's host calls and outbound requests
+    /// (`None`: untraced, as the next message of a reused instance may be).
+    pub fn set_trace(&mut self, trace: Option<Trace>) {
+        self.outbound_http.trace = trace.clone();
+        self.trace = trace;
+    }
+}
+
+impl HostState {
+    /// How many connections (databases, Redis, MQTT) the guest holds open.
+    pub fn open_connections(&mut self) -> usize {
+        self.table
+            .iter_mut()
+            .filter(|r| crate::capabilities::is_connection(&**r))
+            .count()
     }
 }
 

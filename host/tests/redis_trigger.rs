@@ -26,18 +26,30 @@ fn start(redis_address: &str) -> TesseraUp {
 }
 
 fn received(app: &TesseraUp) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        reqwest::get(app.url("/granted/redis/received"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
+    get(app, "/granted/redis/received").1
+}
+
+/// Every body received, as `body@n`: the message was its instance's n-th.
+fn received_with_nth(app: &TesseraUp) -> String {
+    get(app, "/granted/redis/received?nth").1
+}
+
+/// Publishes `body` and waits until the handler has finished with it (its log line,
+/// which follows whatever the host does with the instance afterwards), so the next
+/// message finds the instance parked if it was going to be.
+fn deliver(redis: &RedisServer, app: &TesseraUp, body: &str) {
+    let handled = |app: &TesseraUp| {
+        app.logs()
+            .matches("channel=conformance component=granted outcome=")
+            .count()
+    };
+    let before = handled(app);
+    redis.publish("conformance", body);
+    assert!(
+        wait_until(Duration::from_secs(10), || handled(app) > before),
+        "{body} was never handled:\n{}",
+        app.logs()
+    );
 }
 
 fn get(app: &TesseraUp, path: &str) -> (u16, String) {
@@ -68,6 +80,52 @@ fn messages_run_the_subscribed_component_once_each() {
         wait_until(Duration::from_secs(10), || sorted() == ["one", "two"]),
         "got {:?}\n{}",
         sorted(),
+        app.logs()
+    );
+}
+
+#[test]
+fn each_message_runs_in_a_fresh_instance_by_default() {
+    let redis = RedisServer::start();
+    let app = start(&redis.address());
+    deliver(&redis, &app, "one");
+    deliver(&redis, &app, "two");
+    assert_eq!(received_with_nth(&app), "one@1,two@1", "{}", app.logs());
+}
+
+#[test]
+fn a_reused_instance_takes_messages_in_turn_until_it_fails_or_keeps_a_connection() {
+    require_guest();
+    let redis = RedisServer::start();
+    let app = TesseraUp::spawn(
+        &manifest(),
+        &["--reuse-instances", "granted"],
+        &[("SPIN_VARIABLE_REDIS_ADDRESS", &redis.address())],
+    );
+    assert!(
+        app.wait_for_log("Subscribed to", Duration::from_secs(10)),
+        "{}",
+        app.logs()
+    );
+    deliver(&redis, &app, "one");
+    deliver(&redis, &app, "two");
+    // A trapped instance is dropped: the next message starts afresh.
+    deliver(&redis, &app, "trap");
+    deliver(&redis, &app, "three");
+    // So is one that returns with a connection open (it would keep a file open per
+    // message), and the log says why.
+    deliver(&redis, &app, "keep-open");
+    deliver(&redis, &app, "four");
+    deliver(&redis, &app, "five");
+    assert_eq!(
+        received_with_nth(&app),
+        "one@1,two@2,three@1,keep-open@2,four@1,five@2",
+        "{}",
+        app.logs()
+    );
+    assert!(
+        app.logs().contains("not reusing its instance"),
+        "{}",
         app.logs()
     );
 }
@@ -333,4 +391,35 @@ fn the_first_command_after_a_redis_restart_succeeds() {
     redis.restart();
     let (status, body) = get(&app, "/granted/redis/publish/ch/after");
     assert_eq!(status, 200, "{body}\n{}", app.logs());
+}
+
+#[test]
+fn reuse_instances_must_name_a_component_with_a_redis_trigger() {
+    let manifest = manifest();
+    let manifest = manifest.to_str().unwrap();
+    for (id, expected) in [
+        (
+            "nope",
+            "--reuse-instances nope: no such component; the app has: denied, granted",
+        ),
+        (
+            "denied",
+            "--reuse-instances denied: the component has no [[trigger.redis]]",
+        ),
+    ] {
+        let (code, out) = tessera_blackbox::run_tessera(
+            &[
+                "up",
+                "-f",
+                manifest,
+                "--listen",
+                "127.0.0.1:0",
+                "--reuse-instances",
+                id,
+            ],
+            &[("SPIN_VARIABLE_REDIS_ADDRESS", "redis://127.0.0.1:1")],
+        );
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(expected) && out.contains("spin.toml"), "{out}");
+    }
 }

@@ -23,6 +23,16 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::bindings::rdbms_types;
 use crate::state::HostState;
 
+/// Whether a resource in an instance's table is a connection the guest opened (a
+/// database, Redis, MQTT): each holds a file or a socket until the guest drops it.
+pub fn is_connection(resource: &(dyn std::any::Any + Send)) -> bool {
+    resource.is::<sqlite::SqliteConnection>()
+        || resource.is::<redis::RedisConnection>()
+        || resource.is::<postgres::PgConnection>()
+        || resource.is::<mysql::MysqlConnection>()
+        || resource.is::<mqtt::MqttConnection>()
+}
+
 /// Adds WASI, `wasi:http` and every Spin interface to the linker.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     // All of WASI 0.2 and wasi:http 0.2; wasmtime links the newest 0.2.x, which also

@@ -1,5 +1,6 @@
 //! `tessera up`: load the app, compile its components, and serve its triggers.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use crate::commands::build::BuildCommand;
 use crate::commands::registry::RegistryArgs;
 use crate::dev_services::{self, DevRedis};
 use crate::locked::{self, LockedApp};
-use crate::manifest::{self, LoadedManifest};
+use crate::manifest::{self, ComponentId, LoadedManifest};
 use crate::registry::pull;
 use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
@@ -90,6 +91,18 @@ pub struct UpCommand {
     /// Largest request body accepted; bigger ones get 413 before reaching a component.
     #[arg(long, default_value = DEFAULT_MAX_REQUEST_BODY, value_parser = parse_bytes, env = "TESSERA_MAX_REQUEST_BODY")]
     pub max_request_body: usize,
+    /// Handle these components' Redis messages in a reused instance (up to 1000
+    /// messages each) instead of a fresh one per message: much cheaper for interpreted
+    /// languages, but a handler then sees what the previous message left in its globals.
+    /// A Tessera extension (Spin always instantiates per message); ids of components
+    /// that --component-id leaves out are ignored.
+    #[arg(
+        long = "reuse-instances",
+        value_name = "ID",
+        env = "TESSERA_REUSE_INSTANCES",
+        value_delimiter = ','
+    )]
+    pub reuse_instances: Vec<String>,
 }
 
 impl UpCommand {
@@ -121,6 +134,7 @@ impl UpCommand {
     /// runtime config. Nothing is bound or compiled yet.
     pub async fn prepare(&self) -> anyhow::Result<Prepared> {
         let (mut locked, origin, state_dir, manifest) = self.load().await?;
+        let reuse = reused_components(&locked, &self.reuse_instances, &origin)?;
         if !self.component_ids.is_empty() {
             locked.retain_components(&self.component_ids, &origin)?;
         }
@@ -128,8 +142,13 @@ impl UpCommand {
             .with_context(|| format!("{origin}: [variables]"))?;
         let runtime_config = RuntimeConfig::load(self.runtime_config.as_deref(), &state_dir)?;
         let app = App::from_locked(&locked, &origin, &vars, runtime_config)?;
+        let reuse = reuse
+            .into_iter()
+            .filter_map(|id| app.components.keys().find(|c| c.as_str() == id).cloned())
+            .collect();
         Ok(Prepared {
             app,
+            reuse,
             origin,
             state_dir,
             vars,
@@ -140,7 +159,12 @@ impl UpCommand {
     /// Binds the listener, compiles the components, starts the triggers (and dev
     /// services) and waits for the Redis subscriptions: everything but serving.
     pub async fn start(&self, prepared: &Prepared) -> anyhow::Result<Host> {
-        let Prepared { app, state_dir, .. } = prepared;
+        let Prepared {
+            app,
+            state_dir,
+            reuse,
+            ..
+        } = prepared;
         let listener = http::bind(self.listen).await?;
         // Before the runtime, so compile-cache lookups are counted.
         if let Some(addr) = self.metrics {
@@ -153,6 +177,7 @@ impl UpCommand {
             max_instances: self.max_instances,
             max_memory_bytes: self.max_instance_memory,
             timeout: self.request_timeout,
+            parked_instances: reuse.len() as u32,
         };
         let runtime = Arc::new(Runtime::new(app, limits, &state_dir.join("cache")).await?);
         let instances = Arc::new(Semaphore::new(self.max_instances as usize));
@@ -174,6 +199,7 @@ impl UpCommand {
                 app,
                 runtime.clone(),
                 instances,
+                reuse,
             )?))
         };
         let mut dev_services = Vec::new();
@@ -234,6 +260,9 @@ impl UpCommand {
 /// The app `up` runs, loaded and validated; nothing is bound or compiled yet.
 pub struct Prepared {
     pub app: App,
+    /// The components whose message handlers are reused (`--reuse-instances`), among
+    /// those `app` runs.
+    pub reuse: BTreeSet<ComponentId>,
     /// What names the app in errors: the manifest file or the registry reference.
     pub origin: String,
     /// Embedded data, staged files and the compile cache.
@@ -277,6 +306,38 @@ impl Host {
         drop(self.dev_services);
         eprintln!("Stopped");
     }
+}
+
+/// Checks `--reuse-instances` against the whole app (before `--component-id` narrows
+/// it): every id must name a component, and one that runs must have a Redis trigger,
+/// since only message handlers are reused.
+fn reused_components<'a>(
+    locked: &LockedApp,
+    ids: &'a [String],
+    origin: &str,
+) -> anyhow::Result<BTreeSet<&'a str>> {
+    let mut reuse = BTreeSet::new();
+    for id in ids.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
+        if !locked.components.iter().any(|c| c.id == id) {
+            let known: Vec<&str> = locked.components.iter().map(|c| c.id.as_str()).collect();
+            anyhow::bail!(
+                "{origin}: --reuse-instances {id}: no such component; the app has: {}",
+                known.join(", ")
+            );
+        }
+        let subscribes = locked.triggers.iter().any(|t| {
+            t.trigger_type == "redis"
+                && t.trigger_config.get("component").and_then(|c| c.as_str()) == Some(id)
+        });
+        if !subscribes {
+            anyhow::bail!(
+                "{origin}: --reuse-instances {id}: the component has no [[trigger.redis]]; \
+                 only message handlers are reused"
+            );
+        }
+        reuse.insert(id);
+    }
+    Ok(reuse)
 }
 
 /// Runs `future` on a new multi-threaded tokio runtime.

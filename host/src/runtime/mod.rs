@@ -44,6 +44,9 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Wall-clock time one request or message may take.
     pub timeout: Duration,
+    /// Instances kept between messages (one per component whose message handlers are
+    /// reused), on top of `max_instances`.
+    pub parked_instances: u32,
 }
 
 impl Limits {
@@ -260,9 +263,15 @@ impl Runtime {
         let state = HostState::new(component.context.clone())?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.deadline_ticks);
         store.epoch_deadline_trap();
+        self.arm_deadline(&mut store);
         Ok(store)
+    }
+
+    /// Gives `store` the whole timeout from now: for each new piece of work, including
+    /// each message of a reused instance.
+    pub fn arm_deadline(&self, store: &mut Store<HostState>) {
+        store.set_epoch_deadline(self.deadline_ticks);
     }
 }
 
@@ -270,7 +279,7 @@ fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
     /// Core instances (and tables) one component instance may use.
     const PER_COMPONENT: u32 = 16;
     let mut pooling = PoolingAllocationConfig::new();
-    let n = limits.max_instances;
+    let n = limits.max_instances + limits.parked_instances;
     pooling
         .total_component_instances(n)
         // A Rust component is a main module plus a few small adapter modules; a Python

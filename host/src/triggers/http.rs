@@ -214,9 +214,7 @@ impl HttpServer {
         // watch` installs a new one meanwhile.
         let loaded = target.handle.current();
         let mut store = self.runtime.new_store(&loaded).map_err(Failure::Host)?;
-        if let Some(trace) = trace {
-            store.data_mut().set_trace(trace);
-        }
+        store.data_mut().set_trace(trace);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()

@@ -1,2 +1,3 @@
 pub mod http;
 pub mod redis;
+pub mod reused_instance;

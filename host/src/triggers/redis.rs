@@ -1,5 +1,6 @@
 //! The Redis trigger: SUBSCRIBE to every `[[trigger.redis]]` channel and run each message
-//! in a fresh instance of every component subscribed to that channel.
+//! in a fresh instance of every component subscribed to that channel (or, for components
+//! named by `--reuse-instances`, in a reused one: see `reused_instance`).
 //!
 //! One subscriber connection per Redis address. When Redis goes away the subscriber logs
 //! it and reconnects with backoff; messages published meanwhile are lost to pub/sub
@@ -9,7 +10,7 @@
 //! has subscribed (or a short wait ran out): an app that answered HTTP before its
 //! subscribers listened would lose the events its first requests publish.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +22,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::manifest::ComponentId;
-use crate::runtime::{ComponentHandle, Runtime};
+use crate::runtime::{ComponentHandle, LoadedComponent, Runtime};
 use crate::traces::Trace;
+use crate::triggers::reused_instance::{HandlerInstance, Parking};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// At most this long between attempts while Redis is away, so every subscriber is back
@@ -36,6 +38,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 struct RedisComponent {
     id: ComponentId,
     handle: ComponentHandle,
+    /// Where its idle instance waits, when its instances are reused.
+    reuse: Option<Parking>,
 }
 
 /// Everything subscribed on one Redis server: channel → components.
@@ -58,11 +62,13 @@ pub struct RedisTrigger {
 }
 
 impl RedisTrigger {
-    /// Resolves address → channel → components before connecting anywhere.
+    /// Resolves address → channel → components before connecting anywhere. The
+    /// components in `reuse` handle their messages in reused instances.
     pub fn new(
         app: &App,
         runtime: Arc<Runtime>,
         instances: Arc<Semaphore>,
+        reuse: &BTreeSet<ComponentId>,
     ) -> anyhow::Result<Self> {
         let mut by_address: BTreeMap<String, BTreeMap<String, Vec<Arc<RedisComponent>>>> =
             BTreeMap::new();
@@ -75,6 +81,7 @@ impl RedisTrigger {
                     let t = Arc::new(RedisComponent {
                         id: trigger.component.clone(),
                         handle: runtime.component(&trigger.component)?.clone(),
+                        reuse: reuse.contains(&trigger.component).then(Parking::default),
                     });
                     entry_points.insert(trigger.component.clone(), t.clone());
                     t
@@ -241,26 +248,54 @@ async fn handle_message(
     // Taken once: this message runs on this version to the end, even if `tessera watch`
     // installs a new one meanwhile.
     let loaded = target.handle.current();
+    let parked = target.reuse.as_ref().and_then(|p| p.take(&loaded));
+    let timeout = runtime.limits.timeout;
+    let run = async {
+        let mut instance = match parked {
+            Some(mut instance) => {
+                runtime.arm_deadline(&mut instance.store);
+                instance
+            }
+            None => instantiate(runtime, loaded).await?,
+        };
+        instance.store.data_mut().set_trace(trace);
+        let outcome = instance
+            .handler
+            .fermyon_spin_inbound_redis()
+            .call_handle_message(&mut instance.store, payload)
+            .await;
+        instance.uses += 1;
+        anyhow::Ok((instance, outcome))
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok((instance, Ok(Ok(()))))) => {
+            if let Some(parking) = &target.reuse {
+                parking.park(instance);
+            }
+            Ok(())
+        }
+        Ok(Ok((_, Ok(Err(e))))) => Err(anyhow::anyhow!("component returned {e:?}")),
+        Ok(Ok((_, Err(trap)))) => Err(trap.into()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
+    }
+}
+
+/// A fresh instance of `loaded`'s message handler.
+async fn instantiate(
+    runtime: &Runtime,
+    loaded: Arc<LoadedComponent>,
+) -> anyhow::Result<HandlerInstance> {
     let Some(pre) = &loaded.redis else {
         // The runtime links the entry point of every subscribed component.
         anyhow::bail!("the component has no Redis entry point");
     };
     let mut store = runtime.new_store(&loaded)?;
-    if let Some(trace) = trace {
-        store.data_mut().set_trace(trace);
-    }
-    let timeout = runtime.limits.timeout;
-    let run = async {
-        let handler = pre.instantiate_async(&mut store).await?;
-        handler
-            .fermyon_spin_inbound_redis()
-            .call_handle_message(&mut store, payload)
-            .await
-    };
-    match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(anyhow::anyhow!("component returned {e:?}")),
-        Ok(Err(trap)) => Err(trap.into()),
-        Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
-    }
+    let handler = pre.instantiate_async(&mut store).await?;
+    Ok(HandlerInstance {
+        version: loaded,
+        store,
+        handler,
+        uses: 0,
+    })
 }

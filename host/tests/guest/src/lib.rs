@@ -145,13 +145,19 @@ fn read_file(req: Request, _: Params) -> Response {
     }
 }
 
-/// Records every Redis message in sqlite so tests can see what arrived, and in what order.
+/// Messages this instance has handled: 1 on every message of a fresh instance, counting
+/// up in one that the host reuses (`--reuse-instances`).
+static HANDLED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Records every Redis message in sqlite so tests can see what arrived, in what order,
+/// and as which message of its instance.
 #[redis_component]
 fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
     use spin_sdk::sqlite3::{Connection, Value};
+    let nth = HANDLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let conn = Connection::open("default")?;
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS received (seq INTEGER PRIMARY KEY, body TEXT)",
+        "CREATE TABLE IF NOT EXISTS received (seq INTEGER PRIMARY KEY, body TEXT, nth INTEGER)",
         &[],
     )?;
     let body = String::from_utf8_lossy(&message).into_owned();
@@ -163,24 +169,37 @@ fn on_message(message: bytes::Bytes) -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
     conn.execute(
-        "INSERT INTO received (body) VALUES (?)",
-        &[Value::Text(body)],
+        "INSERT INTO received (body, nth) VALUES (?, ?)",
+        &[Value::Text(body.clone()), Value::Integer(nth.into())],
     )?;
+    // A handler that returns with its connection still open, as one that leaves closing
+    // to a garbage collector does.
+    if body == "keep-open" {
+        std::mem::forget(conn);
+    }
     Ok(())
 }
 
-fn list_received(_: Request, _: Params) -> Response {
+fn list_received(req: Request, _: Params) -> Response {
     use spin_sdk::sqlite3::Connection;
+    // `?nth`: each body with the instance's message count, `body@nth`.
+    let with_nth = req.query().contains("nth");
     let run = || -> Result<Vec<String>, spin_sdk::sqlite3::Error> {
         let conn = Connection::open("default")?;
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS received (seq INTEGER PRIMARY KEY, body TEXT)",
+            "CREATE TABLE IF NOT EXISTS received (seq INTEGER PRIMARY KEY, body TEXT, nth INTEGER)",
             &[],
         )?;
-        let rows = conn.execute("SELECT body FROM received ORDER BY seq", &[])?;
+        let rows = conn.execute("SELECT body, nth FROM received ORDER BY seq", &[])?;
         Ok(rows
             .rows()
-            .filter_map(|r| r.get::<&str>("body").map(str::to_owned))
+            .filter_map(|r| {
+                let body = r.get::<&str>("body")?;
+                Some(match r.get::<i64>("nth") {
+                    Some(nth) if with_nth => format!("{body}@{nth}"),
+                    _ => body.to_owned(),
+                })
+            })
             .collect())
     };
     match run() {

@@ -1,0 +1,95 @@
+//! Reused instances for message handlers: a Tessera extension, off unless
+//! `tessera up --reuse-instances` names the component.
+//!
+//! Spin runs every message in a fresh instance, and so does Tessera by default. For a
+//! component written in an interpreted language that is most of what a message costs:
+//! wiring up CPython or SpiderMonkey and faulting in every page the first call touches
+//! (measured here: about 3.4 ms of CPU per message for the Python activity service, its
+//! handler's own work a fraction of it). A reused instance pays that once.
+//!
+//! The trade is isolation between messages of the same component: what a handler leaves
+//! in its globals, the next message of that component sees (another component never
+//! does; each has its own instances). Name only components that keep nothing between
+//! messages, which is how any Spin component must be written anyway, since Spin gives
+//! no such reuse.
+//!
+//! The rules, all here:
+//! - one instance per component is parked between messages; a message takes it when it
+//!   is idle and runs the component's current version, and otherwise instantiates fresh,
+//!   so concurrency and `tessera watch` reloads work as without reuse;
+//! - only an instance whose call returned success is parked again: after a trap, a
+//!   timeout or an error the next message starts fresh;
+//! - nor is one that still holds a connection it opened (a database, Redis, MQTT):
+//!   a guest that leaves closing to its garbage collector would otherwise keep a file
+//!   or socket open per message (said once in the log, per component);
+//! - an instance is dropped after [`MAX_USES`] messages, which bounds what a handler
+//!   leaks (resources it never dropped, heap its allocator never returns).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wasmtime::Store;
+
+use crate::bindings::redis_handler::RedisHandler;
+use crate::runtime::LoadedComponent;
+use crate::state::HostState;
+
+/// Messages one instance handles before it is replaced by a fresh one.
+pub const MAX_USES: u32 = 1000;
+
+/// An instantiated message handler and what it has done so far.
+pub struct HandlerInstance {
+    /// The version it was instantiated from; it is parked only while that is current.
+    pub version: Arc<LoadedComponent>,
+    pub store: Store<HostState>,
+    pub handler: RedisHandler,
+    /// Messages it has handled.
+    pub uses: u32,
+}
+
+/// Where one component's idle instance waits for the next message.
+#[derive(Default)]
+pub struct Parking {
+    idle: Mutex<Option<HandlerInstance>>,
+    /// Whether the log has said that this component's instances keep connections open.
+    warned: AtomicBool,
+}
+
+impl Parking {
+    /// The idle instance, if there is one of `current`; one of an older version is
+    /// dropped here.
+    pub fn take(&self, current: &Arc<LoadedComponent>) -> Option<HandlerInstance> {
+        let parked = self.lock().take()?;
+        Arc::ptr_eq(&parked.version, current).then_some(parked)
+    }
+
+    /// Parks `instance`, which has just handled a message successfully, unless it has
+    /// been used up, holds connections, or another instance already waits (the first
+    /// one parked stays).
+    pub fn park(&self, mut instance: HandlerInstance) {
+        if instance.uses >= MAX_USES {
+            return;
+        }
+        let open = instance.store.data_mut().open_connections();
+        if open > 0 {
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    component = %instance.version.context.spec.id,
+                    "not reusing its instance: the message handler returned with {open} \
+                     connection(s) still open; drop them before returning to have it reused"
+                );
+            }
+            return;
+        }
+        let mut idle = self.lock();
+        if idle.is_none() {
+            *idle = Some(instance);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<HandlerInstance>> {
+        // Nothing can panic while the lock is held; a poisoned lock still holds a
+        // consistent `Option`.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
