@@ -55,10 +55,19 @@ const MIGRATIONS: string[][] = [
   ],
 ];
 
-function open(): Connection {
+// Runs `f` on the database (migrated) and closes the connection when `f` returns or
+// throws: left to the garbage collector, it stays open while the host reuses the
+// instance for further messages (`tessera up --reuse-instances`), and such an instance
+// is not reused. StarlingMonkey names `Symbol.dispose` `Symbol.for("dispose")`.
+function withDatabase<T>(f: (db: Connection) => T): T {
   const db = Connection.open(DATABASE);
-  migrate(db);
-  return db;
+  try {
+    migrate(db);
+    return f(db);
+  } finally {
+    const dispose = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for("dispose");
+    (db as unknown as Record<symbol, (() => void) | undefined>)[dispose]?.call(db);
+  }
 }
 
 // A thrown error's text: imports throw a ComponentError whose `payload` is the WIT error
@@ -254,7 +263,7 @@ export const inboundRedis = {
     if (specversion !== "1.0" || typeof type !== "string") return;
     if (typeof data !== "object" || data === null) return;
     try {
-      handleEvent(open(), type, data as Json);
+      withDatabase((db) => handleEvent(db, type, data as Json));
     } catch (e) {
       if (!(e instanceof Invalid)) throw e;
       console.log(`search: dropped a malformed ${type}: ${e.message}`);
@@ -307,7 +316,7 @@ function search(params: URLSearchParams): Response {
 
   // Every word as a quoted prefix term: user input never reaches FTS5's query syntax.
   const match = words.map((w) => `"${w}"*`).join(" ");
-  const result = open().execute(
+  const result = withDatabase((db) => db.execute(
     `SELECT t.id, t.title, t.price_cents FROM ticket_text
        JOIN tickets t ON t.rowid = ticket_text.rowid
      WHERE ticket_text MATCH ? AND t.order_id IS NULL
@@ -315,7 +324,7 @@ function search(params: URLSearchParams): Response {
                        WHERE o.ticket_id = t.id AND o.status IN ('created', 'complete'))
      ORDER BY bm25(ticket_text), t.rowid DESC LIMIT ? OFFSET ?`,
     [text(match), integer(BigInt(limit + 1)), integer(BigInt(offset))],
-  );
+  ));
   const rows = result.rows.map((row) => {
     const [id, title, cents] = row.values;
     const priceCents = Number(cents.tag === "integer" ? cents.val : 0n);
