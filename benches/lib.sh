@@ -36,7 +36,9 @@ start_redis() {
   APP_ENV=(SPIN_VARIABLE_JWT_SECRET=bench SPIN_VARIABLE_REDIS_ADDRESS="redis://127.0.0.1:$REDIS_PORT"
     SPIN_VARIABLE_STRIPE_SECRET_KEY=sk_test_bench SPIN_VARIABLE_STRIPE_PUBLISHABLE_KEY=pk_test_bench
     SPIN_VARIABLE_STRIPE_WEBHOOK_SECRET=whsec_bench
-    SPIN_VARIABLE_ARGON2_MEMORY_KIB=64 SPIN_VARIABLE_ARGON2_ITERATIONS=1)
+    SPIN_VARIABLE_ARGON2_MEMORY_KIB=64 SPIN_VARIABLE_ARGON2_ITERATIONS=1
+    # As scripts/run_app.sh runs the app (unless the caller set it, empty included).
+    TESSERA_REUSE_INSTANCES="${TESSERA_REUSE_INSTANCES-activity,search}")
 }
 
 # `tessera up` (BINARY) of the marketplace (MANIFEST) on STATE_DIR (its data and compile

@@ -41,6 +41,11 @@ if [ -z "${SPIN_VARIABLE_STRIPE_SECRET_KEY:-}" ]; then
   export SPIN_VARIABLE_STRIPE_JS_URL="$LOCALSTRIPE/js.stripe.com/v3/"
 fi
 
+# The Python and TypeScript services handle their messages in reused instances (a fresh
+# CPython or SpiderMonkey instance costs milliseconds per message); a Tessera extension,
+# see the README. Set TESSERA_REUSE_INSTANCES= (empty) for a fresh instance every time.
+export TESSERA_REUSE_INSTANCES="${TESSERA_REUSE_INSTANCES-activity,search}"
+
 cd "$ROOT"
 "$CARGO_TARGET_DIR/release/tessera" "${TESSERA_COMMAND:-up}" -f spin.toml --runtime-config-file runtime-config.toml \
   --listen "$LISTEN" --state-dir "$STATE_DIR" "$@" &

@@ -190,11 +190,25 @@ impl Marketplace {
     }
 }
 
+/// The components whose message handlers `scripts/run_app.sh` (the README's run command)
+/// and the benchmarks run in reused instances (`tessera up --reuse-instances`): the
+/// Python and TypeScript services, whose fresh instances cost milliseconds each. Like
+/// those scripts, the tests take `TESSERA_REUSE_INSTANCES` from their own environment
+/// when it is set (empty: a fresh instance for every message, as for a manifest
+/// without these components).
+pub const REUSED_COMPONENTS: &str = "activity,search";
+
 /// The environment the tests run the app with: `SPIN_VARIABLE_*` for Redis, Stripe (at
 /// `stripe_base`, its Stripe.js at `stripe_js`), the session secret, and cheap password
-/// hashing. Later entries of an environment list override earlier ones.
+/// hashing; the instance reuse the run command sets. Later entries of an environment
+/// list override earlier ones.
 pub fn app_env(redis_address: &str, stripe_base: &str, stripe_js: &str) -> Vec<(String, String)> {
+    let reuse = std::env::var("TESSERA_REUSE_INSTANCES");
     [
+        (
+            "TESSERA_REUSE_INSTANCES",
+            reuse.as_deref().unwrap_or(REUSED_COMPONENTS),
+        ),
         ("SPIN_VARIABLE_JWT_SECRET", JWT_SECRET),
         ("SPIN_VARIABLE_REDIS_ADDRESS", redis_address),
         // Cheap hashing keeps the suite fast; the production cost is the default.
