@@ -25,6 +25,7 @@ use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
 use crate::triggers::http::{self, HttpServer};
 use crate::triggers::redis::RedisTrigger;
+use crate::triggers::reused_instance::PARKED_PER_COMPONENT;
 use crate::variables::{EnvProvider, Resolved};
 
 /// How long `up` waits for the Redis triggers to subscribe before it serves anyway.
@@ -177,7 +178,7 @@ impl UpCommand {
             max_instances: self.max_instances,
             max_memory_bytes: self.max_instance_memory,
             timeout: self.request_timeout,
-            parked_instances: reuse.len() as u32,
+            parked_instances: (reuse.len() * PARKED_PER_COMPONENT) as u32,
         };
         let runtime = Arc::new(Runtime::new(app, limits, &state_dir.join("cache")).await?);
         let instances = Arc::new(Semaphore::new(self.max_instances as usize));

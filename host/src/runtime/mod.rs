@@ -44,7 +44,7 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Wall-clock time one request or message may take.
     pub timeout: Duration,
-    /// Instances kept between messages (one per component whose message handlers are
+    /// Instances kept between messages (by components whose message handlers are
     /// reused), on top of `max_instances`.
     pub parked_instances: u32,
 }
