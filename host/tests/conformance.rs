@@ -42,6 +42,16 @@ async fn serves_a_component_and_reports_unknown_routes_as_json_404() {
 }
 
 #[tokio::test]
+async fn a_body_the_guest_is_still_writing_after_the_head_arrives_whole() {
+    let app = start(&[], &[]);
+    let (status, body) = get(&app, "/granted/big/4096").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.len(), 4096 << 10);
+    assert!(body.bytes().all(|b| b == b'x'));
+    assert_eq!(get(&app, "/granted/hello").await, (200, "hello".into()));
+}
+
+#[tokio::test]
 async fn passes_spin_request_headers() {
     let app = start(&[], &[]);
     let (status, body) = get(&app, "/granted/headers?x=1").await;

@@ -215,7 +215,7 @@ impl HttpServer {
         let loaded = target.handle.current();
         let mut store = self.runtime.new_store(&loaded).map_err(Failure::Host)?;
         store.data_mut().set_trace(trace);
-        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let incoming = store
             .data_mut()
             .http()
@@ -228,9 +228,7 @@ impl HttpServer {
             .map_err(|e| Failure::Host(e.into()))?;
         let timeout = self.runtime.limits.timeout;
 
-        // The guest runs in its own task so it can keep streaming the body after the
-        // response headers have been handed to hyper.
-        let task = tokio::spawn(async move {
+        let guest = async move {
             let _permit = permit;
             let Some(pre) = &loaded.http else {
                 // The runtime links the entry point of every routed component.
@@ -247,35 +245,45 @@ impl HttpServer {
                 Ok(result) => result.map_err(anyhow::Error::from),
                 Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
             }
-        });
+        };
 
-        match receiver.await {
-            Ok(Ok(response)) => {
-                // The head is on its way; a failure while the guest streams the body
-                // can only cut the body short, but it must not go unreported.
-                let component = target.id.clone();
-                tokio::spawn(async move {
-                    let failure = match task.await {
-                        Ok(Ok(())) => return,
-                        Ok(Err(e)) => e,
-                        Err(e) => anyhow::anyhow!("guest task failed: {e}"),
-                    };
-                    tracing::error!(
-                        target: "tessera::request",
-                        %component,
-                        "component failed after sending the response head: {failure:#}"
-                    );
-                });
-                Ok(response)
+        // The guest runs on this connection's task until it has set its response; what
+        // is left of its run then (streaming the body, work after the response) goes on
+        // in a task of its own. A small response costs no task and no hand-off between
+        // threads.
+        let mut guest = GuestRun::new(guest, target.id.clone());
+        let answer = tokio::select! {
+            biased;
+            result = &mut guest => {
+                // The guest is done, so its answer (or its absence) is settled.
+                let answer = receiver.await;
+                if let (Ok(Ok(_)), Err(e)) = (&answer, &result) {
+                    log_failure_after_head(&target.id, e);
+                }
+                return match answer {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(code)) => Err(Failure::Guest(anyhow::anyhow!(
+                        "guest returned error code {code:?}"
+                    ))),
+                    Err(_) => Err(Failure::Guest(result.err().unwrap_or_else(|| {
+                        anyhow::anyhow!("guest returned without setting a response")
+                    }))),
+                };
             }
+            answer = &mut receiver => answer,
+        };
+        match answer {
+            // The head is on its way; the rest of the run continues on its own task.
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(Failure::Guest(anyhow::anyhow!(
                 "guest returned error code {code:?}"
             ))),
+            // The guest dropped its response outparam unset, still running: its own
+            // result says why.
             Err(_) => {
-                let cause = match task.await {
-                    Ok(Ok(())) => anyhow::anyhow!("guest returned without setting a response"),
-                    Ok(Err(e)) => e,
-                    Err(e) => anyhow::anyhow!("guest task failed: {e}"),
+                let cause = match guest.await {
+                    Ok(()) => anyhow::anyhow!("guest returned without setting a response"),
+                    Err(e) => e,
                 };
                 Err(Failure::Guest(cause))
             }
@@ -370,6 +378,71 @@ fn end_request_span(trace: Trace, status: StatusCode) {
 }
 
 /// Why a request did not get the component's response.
+/// A guest's run of one request, polled by the connection's task. Whatever of it has not
+/// finished when this is dropped (the response has been handed to hyper, or the client
+/// went away) continues on a task of its own, so a guest is never cut off mid-run because
+/// its answer was sent or no longer wanted: as if it had had its own task from the start.
+struct GuestRun {
+    run: Option<std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>>,
+    component: ComponentId,
+}
+
+impl GuestRun {
+    fn new(
+        run: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+        component: ComponentId,
+    ) -> Self {
+        GuestRun {
+            run: Some(Box::pin(run)),
+            component,
+        }
+    }
+}
+
+impl Future for GuestRun {
+    type Output = anyhow::Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Some(run) = self.run.as_mut() else {
+            return std::task::Poll::Ready(Ok(()));
+        };
+        let result = std::task::ready!(run.as_mut().poll(cx));
+        self.run = None;
+        std::task::Poll::Ready(result)
+    }
+}
+
+impl Drop for GuestRun {
+    fn drop(&mut self) {
+        let Some(run) = self.run.take() else {
+            return;
+        };
+        // Dropped outside a runtime only as the host exits: the run ends with it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let component = self.component.clone();
+        runtime.spawn(async move {
+            if let Err(e) = run.await {
+                log_failure_after_head(&component, &e);
+            }
+        });
+    }
+}
+
+/// A guest that failed after its response head had been handed over: the failure can only
+/// cut the body short, but it must not go unreported.
+fn log_failure_after_head(component: &ComponentId, failure: &anyhow::Error) {
+    tracing::error!(
+        target: "tessera::request",
+        %component,
+        "component failed after sending the response head: {failure:#}"
+    );
+}
+
 enum Failure {
     TooLarge,
     BadRequest(String),

@@ -24,6 +24,7 @@ async fn handle(req: Request) -> Response {
         panic!("trap requested")
     });
     router.get("/alloc/:mib", allocate);
+    router.get("/big/:kib", big_body);
     router.get("/headers", echo_spin_headers);
     router.get("/variable/:name", read_variable);
     router.get("/sqlite/:label", use_sqlite);
@@ -66,6 +67,13 @@ fn allocate(_: Request, params: Params) -> Response {
     let mib: usize = params.get("mib").and_then(|m| m.parse().ok()).unwrap_or(1);
     let buffer = vec![1u8; mib << 20];
     text(200, &std::hint::black_box(buffer).len().to_string())
+}
+
+/// A body of `kib` KiB of `x`, far more than the host buffers before hyper reads it: the
+/// guest is still writing it after its response head has gone out.
+fn big_body(_: Request, params: Params) -> Response {
+    let kib: usize = params.get("kib").and_then(|k| k.parse().ok()).unwrap_or(1);
+    text(200, &"x".repeat(kib << 10))
 }
 
 fn echo_spin_headers(req: Request, _: Params) -> Response {
