@@ -6,17 +6,18 @@
 //! that happened while its build ran is dropped; the reload after the build picks up
 //! whatever the build produced.
 //!
-//! "While it ran" is decided twice: by when the watcher saw the event, and, because an
-//! event can be delivered a moment after the build has exited, by the changed file's
-//! modification time.
+//! "While it ran" is decided by when the watcher saw the event. An event can be delivered
+//! a moment after the build has exited, so the window closes only once the watcher has
+//! handed on every event of the writes made before then (`FsWatch::sync`). File times
+//! are not used: a file's modification time may lag the clock by a tick, and a change
+//! saved right after a build ended was once taken for one of the build's own writes.
 
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// A build that has started and not yet finished.
 #[derive(Debug)]
 pub struct Running {
     started: Instant,
-    started_at: SystemTime,
 }
 
 /// When one finished build ran.
@@ -24,8 +25,6 @@ pub struct Running {
 pub struct BuildWindow {
     started: Instant,
     ended: Instant,
-    started_at: SystemTime,
-    ended_at: SystemTime,
 }
 
 impl BuildWindow {
@@ -33,26 +32,21 @@ impl BuildWindow {
     pub fn open() -> Running {
         Running {
             started: Instant::now(),
-            started_at: SystemTime::now(),
         }
     }
 
-    /// Whether a change seen at `seen`, to a file last modified at `modified` (`None` when
-    /// it no longer exists), happened while the build ran.
-    pub fn covers(&self, seen: Instant, modified: Option<SystemTime>) -> bool {
+    /// Whether a change seen at `seen` happened while the build ran.
+    pub fn covers(&self, seen: Instant) -> bool {
         (self.started..=self.ended).contains(&seen)
-            || modified.is_some_and(|m| (self.started_at..=self.ended_at).contains(&m))
     }
 }
 
 impl Running {
-    /// Marks the end of the build.
+    /// Marks the end of the build: call it once the watcher has caught up.
     pub fn close(self) -> BuildWindow {
         BuildWindow {
             started: self.started,
             ended: Instant::now(),
-            started_at: self.started_at,
-            ended_at: SystemTime::now(),
         }
     }
 }
@@ -63,33 +57,16 @@ mod tests {
 
     use super::*;
 
-    fn window() -> (BuildWindow, Instant, SystemTime) {
+    #[test]
+    fn events_seen_during_the_build_are_its_own_and_later_ones_are_not() {
         let started = Instant::now();
-        let started_at = SystemTime::now();
-        let window = BuildWindow {
+        let w = BuildWindow {
             started,
             ended: started + Duration::from_secs(2),
-            started_at,
-            ended_at: started_at + Duration::from_secs(2),
         };
-        (window, started, started_at)
-    }
-
-    #[test]
-    fn events_seen_during_the_build_are_its_own() {
-        let (w, t0, _) = window();
-        assert!(w.covers(t0 + Duration::from_secs(1), None));
-        assert!(!w.covers(t0 + Duration::from_secs(3), None));
-    }
-
-    #[test]
-    fn a_late_event_for_a_file_the_build_wrote_is_its_own() {
-        let (w, t0, s0) = window();
-        let seen = t0 + Duration::from_secs(3);
-        assert!(w.covers(seen, Some(s0 + Duration::from_secs(1))));
-        assert!(
-            !w.covers(seen, Some(s0 + Duration::from_millis(2500))),
-            "modified after the build: a new edit"
-        );
+        assert!(w.covers(started + Duration::from_secs(1)));
+        assert!(w.covers(started + Duration::from_secs(2)));
+        assert!(!w.covers(started + Duration::from_millis(2001)));
+        assert!(!w.covers(started - Duration::from_millis(1)));
     }
 }

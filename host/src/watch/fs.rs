@@ -6,14 +6,19 @@
 //! watched unless a glob asks for it. A root that does not exist yet (an output
 //! directory before the first build) is watched from its nearest existing ancestor until
 //! it appears.
+//!
+//! [`FsWatch::sync`] is a barrier: it returns once every event of a write made before it
+//! has been handed on, so `tessera watch` can tell a build's own writes from later ones
+//! by when they were seen alone (file times cannot: a file's mtime may lag the clock by a
+//! tick, and a save right after a build ended was taken for one of its writes).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::targets::Root;
 
@@ -27,6 +32,7 @@ pub struct Seen {
 /// Watches the roots; events arrive on the receiver `start` returns.
 pub struct FsWatch {
     watcher: RecommendedWatcher,
+    barrier: Barrier,
     /// Roots in place.
     established: Vec<Root>,
     /// Roots whose directory does not exist yet.
@@ -37,8 +43,31 @@ impl FsWatch {
     /// Starts watching `roots`; every watch is in place when this returns.
     pub fn start(roots: Vec<Root>) -> anyhow::Result<(FsWatch, mpsc::UnboundedReceiver<Seen>)> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let markers = tempfile::Builder::new()
+            .prefix("tessera-watch-")
+            .tempdir()
+            .context("cannot create the file watcher's marker directory")?;
+        let (arrived, _) = watch::channel(0u64);
+        let barrier = Barrier {
+            dir: markers.path().to_owned(),
+            _markers: markers,
+            sent: 0,
+            arrived: arrived.clone(),
+        };
+        let marker_dir = barrier.dir.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
             match event {
+                Ok(event) if event.paths.iter().any(|p| p.starts_with(&marker_dir)) => {
+                    // A marker of `sync`: everything queued before it has been handed on.
+                    let numbers = event.paths.iter().filter_map(|p| marker_number(p));
+                    if let Some(n) = numbers.max() {
+                        arrived.send_if_modified(|seen| {
+                            let newer = n > *seen;
+                            *seen = (*seen).max(n);
+                            newer
+                        });
+                    }
+                }
                 Ok(event) if is_change(&event.kind) => {
                     // The receiver is gone only when the watch loop has stopped.
                     let _ = tx.send(Seen {
@@ -53,11 +82,33 @@ impl FsWatch {
         .context("cannot start the file watcher")?;
         let mut fs = FsWatch {
             watcher,
+            barrier,
             established: Vec::new(),
             pending: roots,
         };
+        let dir = fs.barrier.dir.clone();
+        fs.watch(&dir, false)?;
         fs.establish()?;
         Ok((fs, rx))
+    }
+
+    /// Returns once every event of the writes made before this call has been handed on:
+    /// inotify delivers events in order, so the event of a marker file written now comes
+    /// after all of them. `false` when that took longer than `limit` (a stuck watcher).
+    pub async fn sync(&mut self, limit: Duration) -> bool {
+        self.barrier.sent += 1;
+        let n = self.barrier.sent;
+        let marker = self.barrier.dir.join(n.to_string());
+        if let Err(e) = std::fs::write(&marker, b"") {
+            tracing::warn!("file watcher: cannot write {}: {e}", marker.display());
+            return false;
+        }
+        let mut arrived = self.barrier.arrived.subscribe();
+        let caught_up = tokio::time::timeout(limit, arrived.wait_for(|seen| *seen >= n))
+            .await
+            .is_ok_and(|waited| waited.is_ok());
+        let _ = std::fs::remove_file(&marker);
+        caught_up
     }
 
     /// Called with every changed path: when it is (or leads to) a missing root, that root
@@ -110,6 +161,20 @@ impl FsWatch {
     }
 }
 
+/// The private directory of [`FsWatch::sync`]'s marker files, `1`, `2`, ….
+struct Barrier {
+    dir: PathBuf,
+    _markers: tempfile::TempDir,
+    /// The last marker written.
+    sent: u64,
+    /// The highest marker whose event has arrived.
+    arrived: watch::Sender<u64>,
+}
+
+fn marker_number(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.parse().ok()
+}
+
 /// Whether an event can mean new content. Opening or reading a file cannot (and the
 /// host reads every `.wasm` and file it reloads); closing one written to can.
 fn is_change(kind: &EventKind) -> bool {
@@ -144,6 +209,30 @@ mod tests {
             MetadataKind::WriteTime
         ))));
         assert!(is_change(&EventKind::Create(CreateKind::File)));
+    }
+
+    #[tokio::test]
+    async fn sync_returns_after_the_events_of_earlier_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut fs, mut events) = FsWatch::start(vec![Root {
+            dir: dir.path().to_owned(),
+            recursive: false,
+        }])
+        .unwrap();
+        for round in 0..20 {
+            let file = dir.path().join(format!("f{round}"));
+            std::fs::write(&file, b"x").unwrap();
+            assert!(
+                fs.sync(Duration::from_secs(10)).await,
+                "the marker never arrived"
+            );
+            // Already handed on: no waiting here.
+            let mut seen = Vec::new();
+            while let Ok(event) = events.try_recv() {
+                seen.extend(event.paths);
+            }
+            assert!(seen.contains(&file), "round {round}: {seen:?}");
+        }
     }
 
     #[test]

@@ -20,7 +20,6 @@ mod live;
 mod targets;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +31,10 @@ use debounce::{Debouncer, Pending};
 use fs::{FsWatch, Seen};
 pub use live::LiveApp;
 pub use targets::{Change, Mode, Subject, Targets};
+
+/// How long a build's end waits for the file watcher to hand on the events of its writes
+/// (milliseconds when the machine is loaded; only a stuck watcher takes this long).
+const SYNC_LIMIT: Duration = Duration::from_secs(2);
 
 /// Watches an app's files and rebuilds and reloads its components as they change.
 pub struct Watcher {
@@ -86,7 +89,7 @@ impl Watcher {
             }
             for (subject, change) in self.targets.classify(path) {
                 if let Subject::Component(id) = &subject
-                    && self.written_by_own_build(id, seen.at, path)
+                    && self.written_by_own_build(id, seen.at)
                 {
                     continue;
                 }
@@ -95,11 +98,10 @@ impl Watcher {
         }
     }
 
-    fn written_by_own_build(&self, id: &ComponentId, seen: Instant, path: &Path) -> bool {
-        self.builds.get(id).is_some_and(|window| {
-            let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-            window.covers(seen, modified)
-        })
+    fn written_by_own_build(&self, id: &ComponentId, seen: Instant) -> bool {
+        self.builds
+            .get(id)
+            .is_some_and(|window| window.covers(seen))
     }
 
     async fn apply_due(&mut self) {
@@ -123,6 +125,13 @@ impl Watcher {
             eprintln!("[{id}] {what} changed; rebuilding");
             let running = BuildWindow::open();
             let built = self.blocking(id, LiveApp::build).await;
+            // Every event of the build's own writes has been seen once this returns.
+            if !self.fs.sync(SYNC_LIMIT).await {
+                tracing::warn!(
+                    "the file watcher did not catch up within {SYNC_LIMIT:?}; a late event of \
+                     the build's own writes may start another build"
+                );
+            }
             self.builds.insert(id.clone(), running.close());
             match built {
                 Ok(true) => {}
