@@ -38,7 +38,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 struct RedisComponent {
     id: ComponentId,
     handle: ComponentHandle,
-    /// Where its idle instance waits, when its instances are reused.
+    /// Where its idle instances wait, when its instances are reused.
     reuse: Option<Parking>,
 }
 
