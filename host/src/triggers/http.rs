@@ -252,40 +252,31 @@ impl HttpServer {
         // in a task of its own. A small response costs no task and no hand-off between
         // threads.
         let mut guest = GuestRun::new(guest, target.id.clone());
-        let answer = tokio::select! {
+        let (answer, finished) = tokio::select! {
             biased;
-            result = &mut guest => {
-                // The guest is done, so its answer (or its absence) is settled.
-                let answer = receiver.await;
-                if let (Ok(Ok(_)), Err(e)) = (&answer, &result) {
-                    log_failure_after_head(&target.id, e);
-                }
-                return match answer {
-                    Ok(Ok(response)) => Ok(response),
-                    Ok(Err(code)) => Err(Failure::Guest(anyhow::anyhow!(
-                        "guest returned error code {code:?}"
-                    ))),
-                    Err(_) => Err(Failure::Guest(result.err().unwrap_or_else(|| {
-                        anyhow::anyhow!("guest returned without setting a response")
-                    }))),
-                };
-            }
-            answer = &mut receiver => answer,
+            // The guest is done, so its answer (or its absence) is settled.
+            result = &mut guest => (receiver.await, Some(result)),
+            // The head goes to hyper; the rest of the run continues on its own task.
+            answer = &mut receiver => (answer, None),
         };
+        if let (Ok(Ok(_)), Some(Err(e))) = (&answer, &finished) {
+            log_failure_after_head(&target.id, e);
+        }
         match answer {
-            // The head is on its way; the rest of the run continues on its own task.
             Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(Failure::Guest(anyhow::anyhow!(
                 "guest returned error code {code:?}"
             ))),
-            // The guest dropped its response outparam unset, still running: its own
-            // result says why.
+            // No response set: the guest's own result says why (awaited if it still
+            // runs, having dropped its response outparam unset).
             Err(_) => {
-                let cause = match guest.await {
-                    Ok(()) => anyhow::anyhow!("guest returned without setting a response"),
-                    Err(e) => e,
+                let result = match finished {
+                    Some(result) => result,
+                    None => guest.await,
                 };
-                Err(Failure::Guest(cause))
+                Err(Failure::Guest(result.err().unwrap_or_else(|| {
+                    anyhow::anyhow!("guest returned without setting a response")
+                })))
             }
         }
     }
