@@ -80,9 +80,7 @@ impl HostState {
         self.outbound_http.trace = trace.clone();
         self.trace = trace;
     }
-}
 
-impl HostState {
     /// How many connections (databases, Redis, MQTT) the guest holds open.
     pub fn open_connections(&mut self) -> usize {
         self.table

@@ -48,13 +48,12 @@ impl FsWatch {
             .tempdir()
             .context("cannot create the file watcher's marker directory")?;
         let (arrived, _) = watch::channel(0u64);
+        let marker_dir = markers.path().to_owned();
         let barrier = Barrier {
-            dir: markers.path().to_owned(),
-            _markers: markers,
+            markers,
             sent: 0,
             arrived: arrived.clone(),
         };
-        let marker_dir = barrier.dir.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
             match event {
                 Ok(event) if event.paths.iter().any(|p| p.starts_with(&marker_dir)) => {
@@ -86,7 +85,7 @@ impl FsWatch {
             established: Vec::new(),
             pending: roots,
         };
-        let dir = fs.barrier.dir.clone();
+        let dir = fs.barrier.markers.path().to_owned();
         fs.watch(&dir, false)?;
         fs.establish()?;
         Ok((fs, rx))
@@ -98,7 +97,7 @@ impl FsWatch {
     pub async fn sync(&mut self, limit: Duration) -> bool {
         self.barrier.sent += 1;
         let n = self.barrier.sent;
-        let marker = self.barrier.dir.join(n.to_string());
+        let marker = self.barrier.markers.path().join(n.to_string());
         if let Err(e) = std::fs::write(&marker, b"") {
             tracing::warn!("file watcher: cannot write {}: {e}", marker.display());
             return false;
@@ -161,10 +160,10 @@ impl FsWatch {
     }
 }
 
-/// The private directory of [`FsWatch::sync`]'s marker files, `1`, `2`, ….
+/// [`FsWatch::sync`]'s state.
 struct Barrier {
-    dir: PathBuf,
-    _markers: tempfile::TempDir,
+    /// The private directory of its marker files, `1`, `2`, …; removed when dropped.
+    markers: tempfile::TempDir,
     /// The last marker written.
     sent: u64,
     /// The highest marker whose event has arrived.
