@@ -111,6 +111,13 @@ pub struct LockedTrigger {
     pub trigger_config: Value,
 }
 
+impl LockedTrigger {
+    /// The id of the component it runs.
+    pub fn component(&self) -> Option<&str> {
+        self.trigger_config.get("component").and_then(Value::as_str)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockedComponent {
     pub id: String,

@@ -326,10 +326,10 @@ fn reused_components<'a>(
                 known.join(", ")
             );
         }
-        let subscribes = locked.triggers.iter().any(|t| {
-            t.trigger_type == "redis"
-                && t.trigger_config.get("component").and_then(|c| c.as_str()) == Some(id)
-        });
+        let subscribes = locked
+            .triggers
+            .iter()
+            .any(|t| t.trigger_type == "redis" && t.component() == Some(id));
         if !subscribes {
             anyhow::bail!(
                 "{origin}: --reuse-instances {id}: the component has no [[trigger.redis]]; \

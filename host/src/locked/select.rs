@@ -34,12 +34,8 @@ impl LockedApp {
         }
         let wanted: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
         self.components.retain(|c| wanted.contains(c.id.as_str()));
-        self.triggers.retain(|t| {
-            t.trigger_config
-                .get("component")
-                .and_then(Value::as_str)
-                .is_some_and(|c| wanted.contains(c))
-        });
+        self.triggers
+            .retain(|t| t.component().is_some_and(|c| wanted.contains(c)));
         let used = self.referenced_variables()?;
         self.variables.retain(|name, _| used.contains(name));
         Ok(())
