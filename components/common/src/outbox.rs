@@ -4,9 +4,11 @@
 //! A service writes the change and [`enqueue`]s its event in one sqlite transaction
 //! ([`crate::sqlite::transaction`], `BEGIN IMMEDIATE` … `COMMIT` on one connection), so
 //! either both are stored or neither is. After the commit it calls [`relay`], which
-//! publishes pending rows in `seq` order and deletes each one once Redis accepted it,
-//! stopping at the first failure. A crash or a Redis outage between commit and publish
-//! leaves the rows in the table, and they go out on the next relay.
+//! publishes pending rows in `seq` order, stopping at the first failure, and deletes them
+//! once Redis accepted them and, still the same run, answered one more command: only
+//! then is it known to have sent them to its subscribers
+//! ([`Publisher::confirm_sent`]). A crash or a Redis outage or restart between commit and
+//! that answer leaves the rows in the table, and they go out on the next relay.
 //!
 //! Relaying is owed only where there is something to relay: an entry point opens its
 //! database with [`Relay::open`], which learns in the same query that checks the schema
@@ -16,11 +18,12 @@
 //! request or message of any kind.
 //!
 //! Concurrent relays do not publish the same rows: a relay first claims a batch of rows
-//! for a lease (`claimed_until`, one atomic UPDATE), publishes them, and deletes each
-//! one. Without the claim, every instance relaying at the start of its request would
+//! for a lease (`claimed_until`, one atomic UPDATE), publishes them, and deletes them.
+//! Without the claim, every instance relaying at the start of its request would
 //! publish every young row (measured: 60 concurrent creates gave 210 publishes). Rows
-//! whose publish failed are released at once for the next relay; rows of a relay that
-//! died mid-way are taken again when the lease expires.
+//! whose publish (or its confirmation) failed are released at once for the next relay,
+//! the whole batch; rows of a relay that died mid-way are taken again when the lease
+//! expires.
 //!
 //! Delivery is still at least once: a relay that published a row but failed to delete
 //! it, or outlived its lease, leads to a second publish. That is acceptable because every
@@ -208,25 +211,55 @@ fn relay_at(
     let mut published = 0;
     loop {
         let claimed = claim(db, now)?;
-        for (index, row) in claimed.iter().enumerate() {
-            if let Err(err) = publish_to_known_run(db, publisher, row, &mut run) {
-                release(db, &claimed[index..]);
-                return Err(err.context(format!(
-                    "Failed to publish outbox row {} on `{}`",
-                    row.seq, row.channel
-                )));
-            }
-            // If this fails the row stays claimed, and is published again once the
-            // claim expires.
-            db.query("DELETE FROM outbox WHERE seq = ?", &[integer(row.seq)?])
-                .with_context(|| format!("Failed to delete published outbox row {}", row.seq))?;
-            published += 1;
+        if let Err(err) = publish_batch(db, publisher, &claimed, &mut run) {
+            // All of them, those Redis accepted included: a failure means Redis went
+            // away or restarted, and an event it accepted just before may never have
+            // reached a subscriber (see `Publisher::confirm_sent`). Publishing one twice
+            // is harmless; consumers are idempotent.
+            release(db, &claimed);
+            return Err(err);
         }
+        // If this fails the rows stay claimed, and are published again once the claim
+        // expires.
+        let (placeholders, seqs) = seq_list(&claimed)?;
+        db.query(
+            &format!("DELETE FROM outbox WHERE seq IN ({placeholders})"),
+            &seqs,
+        )
+        .context("Failed to delete published outbox rows")?;
+        published += claimed.len();
         // Every claimed row is gone, so each round makes progress.
         if claimed.len() < BATCH {
             return Ok(published);
         }
     }
+}
+
+/// Publishes `claimed` in order to Redis run `run` (see [`publish_to_known_run`]), then
+/// confirms that Redis sent them on to its subscribers.
+fn publish_batch(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    claimed: &[Pending],
+    run: &mut Option<String>,
+) -> anyhow::Result<()> {
+    let Some(last) = claimed.last() else {
+        return Ok(());
+    };
+    for row in claimed {
+        publish_to_known_run(db, publisher, row, run).with_context(|| {
+            format!(
+                "Failed to publish outbox row {} on `{}`",
+                row.seq, row.channel
+            )
+        })?;
+    }
+    publisher.confirm_sent(run.as_deref()).with_context(|| {
+        format!(
+            "Redis accepted outbox rows {} to {} but may not have sent them to its subscribers",
+            claimed[0].seq, last.seq
+        )
+    })
 }
 
 /// A claimed outbox row.
@@ -330,22 +363,26 @@ fn claim(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<Vec<Pending>
 /// Gives claimed rows back for the next relay (best effort: a claim that is not
 /// released expires).
 fn release(db: &(impl Database + ?Sized), rows: &[Pending]) {
-    let placeholders = vec!["?"; rows.len()].join(", ");
-    let result = rows
-        .iter()
-        .map(|row| integer(row.seq))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .and_then(|seqs| {
-            db.query(
-                &format!("UPDATE outbox SET claimed_until = 0 WHERE seq IN ({placeholders})"),
-                &seqs,
-            )
-        });
+    let result = seq_list(rows).and_then(|(placeholders, seqs)| {
+        db.query(
+            &format!("UPDATE outbox SET claimed_until = 0 WHERE seq IN ({placeholders})"),
+            &seqs,
+        )
+    });
     if let Err(err) = result {
         eprintln!(
             "failed to release claimed outbox rows, they wait for the claim to expire: {err:#}"
         );
     }
+}
+
+/// `rows`' sequence numbers as SQL parameters, and the `?, ?, …` that takes them.
+fn seq_list(rows: &[Pending]) -> anyhow::Result<(String, Vec<Value>)> {
+    let seqs = rows
+        .iter()
+        .map(|row| integer(row.seq))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((vec!["?"; rows.len()].join(", "), seqs))
 }
 
 /// [`relay`], logging a failure instead of returning it.
@@ -384,6 +421,26 @@ pub trait Publisher {
         self.publish(channel, payload)?;
         Ok(Delivery::Published)
     }
+
+    /// Succeeds once Redis, still run `run` (`None`: no run known), has sent everything
+    /// published to it before this call on to its subscribers; an error means it may not
+    /// have.
+    ///
+    /// Redis answers a `PUBLISH` before it writes the message to the subscribers'
+    /// sockets (its reply to the publisher is the first write of the event loop's flush,
+    /// the subscribers' copies follow), so a Redis killed in between has accepted an
+    /// event that no subscriber got: the chaos run lost a `ticket:updated` and an
+    /// `order:cancelled` that way (RELIABILITY.md, fix 13). The answer to a later
+    /// command, from the same run, proves that flush finished. A publisher that cannot
+    /// tell runs apart confirms at once.
+    fn confirm_sent(&self, run: Option<&str>) -> anyhow::Result<()> {
+        match self.redis_run()? {
+            Some(current) if Some(current.id.as_str()) != run => {
+                Err(restarted_since_published(&current))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What [`Publisher::publish_to_run`] did.
@@ -412,11 +469,25 @@ impl<P: Publisher + ?Sized> Publisher for &P {
     ) -> anyhow::Result<Delivery> {
         (**self).publish_to_run(channel, payload, run)
     }
+
+    fn confirm_sent(&self, run: Option<&str>) -> anyhow::Result<()> {
+        (**self).confirm_sent(run)
+    }
 }
 
 /// The error of a publish refused because Redis restarted after the caller checked it.
 pub fn restarted_since_checked() -> anyhow::Error {
     anyhow!("Redis restarted since it was checked; nothing was published, the event waits")
+}
+
+/// The error of a confirmation that found Redis restarted since the publishes.
+fn restarted_since_published(current: &RedisRun) -> anyhow::Error {
+    anyhow!(
+        "Redis restarted {} s ago, after accepting them (now run {}); they wait to be \
+         published again",
+        current.uptime_seconds,
+        current.id
+    )
 }
 
 /// One run of a Redis server: its `run_id` changes at every start.
@@ -501,6 +572,12 @@ pub const PUBLISH_TO_RUN: &str = "local info = redis.call('INFO', 'server') \
      if string.match(info, 'run_id:(%x+)') ~= ARGV[3] then return info end \
      return redis.call('PUBLISH', ARGV[1], ARGV[2])";
 
+/// Answers 1 if the server's `run_id` is `ARGV[1]`, or else its `INFO server`: the
+/// confirmation of [`Publisher::confirm_sent`], run after the publishes' replies came.
+pub const STILL_RUN: &str = "local info = redis.call('INFO', 'server') \
+     if string.match(info, 'run_id:(%x+)') ~= ARGV[1] then return info end \
+     return 1";
+
 impl RedisPublisher {
     /// A publisher to the Redis server at `address` (`redis://host:port`).
     pub fn new(address: impl Into<String>) -> Self {
@@ -574,37 +651,53 @@ impl Publisher for RedisPublisher {
         payload: &[u8],
         run: Option<&str>,
     ) -> anyhow::Result<Delivery> {
+        let arguments = [
+            channel.as_bytes(),
+            payload,
+            run.unwrap_or_default().as_bytes(),
+        ];
+        Ok(match self.eval_on_run(PUBLISH_TO_RUN, &arguments)? {
+            None => Delivery::Published,
+            Some(other) => Delivery::OtherRun(other),
+        })
+    }
+
+    fn confirm_sent(&self, run: Option<&str>) -> anyhow::Result<()> {
+        match self.eval_on_run(STILL_RUN, &[run.unwrap_or_default().as_bytes()])? {
+            None => Ok(()),
+            Some(other) => Err(restarted_since_published(&other)),
+        }
+    }
+}
+
+impl RedisPublisher {
+    /// Runs `script` ([`PUBLISH_TO_RUN`] or [`STILL_RUN`]: an integer when it ran on
+    /// the run asked for, else `INFO server`) with `arguments`; `Some` names the other
+    /// run Redis is. An empty run id (none known) never matches.
+    fn eval_on_run(&self, script: &str, arguments: &[&[u8]]) -> anyhow::Result<Option<RedisRun>> {
         use spin_sdk::redis::{RedisParameter, RedisResult};
         let connection = self.take_connection()?;
         let bytes = |value: &[u8]| RedisParameter::Binary(value.to_vec());
-        let arguments = [
-            bytes(PUBLISH_TO_RUN.as_bytes()),
-            RedisParameter::Int64(0),
-            bytes(channel.as_bytes()),
-            bytes(payload),
-            // No run_id is empty: an unknown run never matches.
-            bytes(run.unwrap_or_default().as_bytes()),
-        ];
+        let mut parameters = vec![bytes(script.as_bytes()), RedisParameter::Int64(0)];
+        parameters.extend(arguments.iter().map(|argument| bytes(argument)));
         let reply = connection
-            .execute("EVAL", &arguments)
+            .execute("EVAL", &parameters)
             .map_err(|err| anyhow!("{err:?}"))
             .with_context(|| format!("Redis at `{}`", self.address))?;
-        // Kept only after a success: after a failure the next publish reconnects.
+        // Kept only after a success: after a failure the next command reconnects.
         self.connection.replace(Some(connection));
         let info = match reply.as_slice() {
-            [RedisResult::Int64(_)] => return Ok(Delivery::Published),
+            [RedisResult::Int64(_)] => return Ok(None),
             [RedisResult::Binary(bytes)] => String::from_utf8_lossy(bytes).into_owned(),
             [RedisResult::Status(text)] => text.clone(),
             other => bail!("Redis at `{}`: unexpected reply {other:?}", self.address),
         };
-        RedisRun::from_info(&info)
-            .map(Delivery::OtherRun)
-            .ok_or_else(|| {
-                anyhow!(
-                    "Redis at `{}`: INFO server has no run_id or uptime",
-                    self.address
-                )
-            })
+        RedisRun::from_info(&info).map(Some).ok_or_else(|| {
+            anyhow!(
+                "Redis at `{}`: INFO server has no run_id or uptime",
+                self.address
+            )
+        })
     }
 }
 

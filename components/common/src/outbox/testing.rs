@@ -19,6 +19,10 @@ pub struct MemoryPublisher {
     checked_run: RefCell<Option<String>>,
     /// A restart that happens just before the next publish.
     restart_before_publish: RefCell<Option<super::RedisRun>>,
+    /// A restart that happens after Redis accepted the next publish, before it sent it.
+    restart_after_publish: RefCell<Option<super::RedisRun>>,
+    /// What Redis accepted and then lost in such a restart.
+    lost: RefCell<Vec<(String, Vec<u8>)>>,
 }
 
 impl MemoryPublisher {
@@ -72,6 +76,20 @@ impl MemoryPublisher {
         }));
     }
 
+    /// Redis accepts the next publish, then dies (and comes back as run `id`) before it
+    /// has sent it to any subscriber: the publish succeeds and the event is lost.
+    pub fn restart_after_next_publish(&self, id: &str) {
+        self.restart_after_publish.replace(Some(super::RedisRun {
+            id: id.to_owned(),
+            uptime_seconds: 0,
+        }));
+    }
+
+    /// What Redis accepted but lost in a restart ([`MemoryPublisher::restart_after_next_publish`]).
+    pub fn lost(&self) -> Vec<(String, Vec<u8>)> {
+        self.lost.borrow().clone()
+    }
+
     /// The next `successes` publishes work, then it goes down.
     pub fn fail_after(&self, successes: usize) {
         self.fail_after.set(Some(successes));
@@ -96,9 +114,13 @@ impl Publisher for MemoryPublisher {
         if checked.is_some() && checked != current {
             return Err(super::restarted_since_checked());
         }
-        self.published
-            .borrow_mut()
-            .push((channel.to_owned(), payload.to_vec()));
+        let message = (channel.to_owned(), payload.to_vec());
+        if let Some(restarted) = self.restart_after_publish.take() {
+            self.redis_run.replace(Some(restarted));
+            self.lost.borrow_mut().push(message);
+            return Ok(());
+        }
+        self.published.borrow_mut().push(message);
         Ok(())
     }
 

@@ -153,7 +153,7 @@ fn relay_publishes_in_order_and_empties_the_outbox() {
 }
 
 #[test]
-fn relay_stops_at_the_first_failure_and_resumes_in_order() {
+fn a_failure_stops_the_relay_and_gives_back_the_whole_batch_in_order() {
     let db = db();
     enqueue_committed(&db, &[expired("o1"), expired("o2"), expired("o3")]);
     let publisher = MemoryPublisher::default();
@@ -165,24 +165,28 @@ fn relay_stops_at_the_first_failure_and_resumes_in_order() {
         "{err:#}"
     );
     assert_eq!(orders(&publisher), ["o1"]);
-    assert_eq!(pending(&db).unwrap(), vec![expired("o2"), expired("o3")]);
+    // o1 too: Redis accepted it just before it went away, and may never have sent it.
+    assert_eq!(
+        pending(&db).unwrap(),
+        vec![expired("o1"), expired("o2"), expired("o3")]
+    );
 
     // Still down: nothing moves, and relay_or_log does not fail the caller. The failed
     // rows were released, so the next relay tries them again at once.
     relay_or_log(&db, &publisher);
-    assert_eq!(pending(&db).unwrap().len(), 2);
+    assert_eq!(pending(&db).unwrap().len(), 3);
     let unclaimed = db
         .query(
             "SELECT COUNT(*) AS n FROM outbox WHERE claimed_until = 0",
             &[],
         )
         .unwrap();
-    assert_eq!(unclaimed.rows().next().unwrap().get::<u64>("n"), Some(2));
+    assert_eq!(unclaimed.rows().next().unwrap().get::<u64>("n"), Some(3));
 
     publisher.come_back();
     enqueue_committed(&db, &[expired("o4")]);
-    assert_eq!(relay(&db, &publisher).unwrap(), 3);
-    assert_eq!(orders(&publisher), ["o1", "o2", "o3", "o4"]);
+    assert_eq!(relay(&db, &publisher).unwrap(), 4);
+    assert_eq!(orders(&publisher), ["o1", "o1", "o2", "o3", "o4"]);
     assert_eq!(pending(&db).unwrap(), vec![]);
 }
 
@@ -394,4 +398,35 @@ fn a_restart_between_the_check_and_the_publish_publishes_nothing() {
     publisher.set_redis_run("second", REDIS_SETTLE_SECONDS);
     assert_eq!(relay(&db, &publisher).unwrap(), 2);
     assert_eq!(orders(&publisher), ["o1", "o2", "o3"]);
+}
+
+#[test]
+fn events_redis_accepted_but_lost_in_a_restart_are_published_again() {
+    let db = db();
+    let publisher = MemoryPublisher::default();
+    publisher.set_redis_run("first", 100);
+    enqueue_committed(&db, &[expired("o1")]);
+    assert_eq!(relay(&db, &publisher).unwrap(), 1);
+
+    // Redis answers the publish of o2, then dies before it has written it to its
+    // subscribers, and comes back as a new run.
+    enqueue_committed(&db, &[expired("o2")]);
+    publisher.restart_after_next_publish("second");
+    let err = relay(&db, &publisher).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("may not have sent them to its subscribers"),
+        "{err:#}"
+    );
+    assert_eq!(publisher.lost().len(), 1, "o2 was accepted, then lost");
+    assert_eq!(orders(&publisher), ["o1"]);
+    assert_eq!(pending(&db).unwrap(), vec![expired("o2")], "o2 stays");
+
+    // The restarted Redis is young: held. Settled: o2 goes out again, before o3.
+    enqueue_committed(&db, &[expired("o3")]);
+    let err = relay(&db, &publisher).unwrap_err();
+    assert!(format!("{err:#}").contains("restarted 0 s ago"), "{err:#}");
+    publisher.set_redis_run("second", REDIS_SETTLE_SECONDS);
+    assert_eq!(relay(&db, &publisher).unwrap(), 2);
+    assert_eq!(orders(&publisher), ["o1", "o2", "o3"]);
+    assert_eq!(pending(&db).unwrap(), vec![]);
 }
