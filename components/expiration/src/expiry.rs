@@ -17,10 +17,12 @@
 //! deadline and [`expire`] publishes with it. Losing it loses only the trace, never the
 //! expiry: a failure to keep or read it is logged and the work goes on without.
 //!
-//! An expiry is never published twice. The price is two narrow ways to lose one: a
-//! replica that dies between setting the marker and publishing, or Redis failing between
-//! the claim and putting the entry back after a failed publish (logged loudly). Either
-//! way orders' overdue backstop still cancels the order; only the event is missing.
+//! An expiry is never published twice. The price is narrow ways to lose one: a replica
+//! that dies between setting the marker and publishing; Redis killed between answering
+//! the publish and sending it on (see `common::outbox::Publisher::confirm_sent`, which
+//! expiration does not use: publishing again could publish twice); or Redis away for
+//! longer than [`put_back`] waits after a claim (logged loudly). Either way orders'
+//! overdue backstop still cancels the order; only the event is missing.
 
 use common::events::{self, Event, ExpirationComplete, channel};
 use common::outbox::{Publisher, RunChange};
@@ -126,7 +128,8 @@ pub fn expire(
     }
     let traceparent = kept_trace(deadlines, order);
     if let Err(err) = publish(publisher, order, now_ms, traceparent.as_ref()) {
-        if let Err(unmark) = deadlines.unmark_done(order) {
+        let unmarked = while_redis_is_away(|| deadlines.unmark_done(order));
+        if let Err(unmark) = unmarked {
             eprintln!("expiration: order {order}: could not clear its done marker: {unmark:#}");
         }
         return Err(put_back(
@@ -140,7 +143,40 @@ pub fn expire(
     Ok(Expired::Published)
 }
 
-/// Puts a claimed entry back after `err` stopped its expiry, and says so in the error.
+/// Attempts [`while_redis_is_away`] makes, [`RETRY_PAUSE`] apart: about 5 s, longer
+/// than Redis takes to restart.
+const RETRY_ATTEMPTS: u32 = 20;
+
+/// The pause between two attempts (none in native tests, which fail on purpose).
+const RETRY_PAUSE: std::time::Duration = if cfg!(test) {
+    std::time::Duration::ZERO
+} else {
+    std::time::Duration::from_millis(250)
+};
+
+/// Runs `step` until it succeeds or [`RETRY_ATTEMPTS`] have failed; the last error.
+///
+/// For the steps that undo a claim: by the time one runs, the claim's `ZREM` has
+/// happened, so if this step fails for good nothing in Redis says the order must still
+/// expire. A Redis restarted in the middle of an expiry (the chaos run: `ZREM`, then
+/// "connection refused" for `SET` and for the put-back `ZADD`) is back within a second or
+/// two, so waiting for it turns that lost expiry into a late one.
+fn while_redis_is_away<T>(mut step: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match step() {
+            Ok(value) => return Ok(value),
+            Err(err) if attempt >= RETRY_ATTEMPTS => return Err(err),
+            Err(_) => {
+                attempt += 1;
+                std::thread::sleep(RETRY_PAUSE);
+            }
+        }
+    }
+}
+
+/// Puts a claimed entry back after `err` stopped its expiry (waiting for a Redis that is
+/// away, [`while_redis_is_away`]), and says so in the error.
 fn put_back(
     deadlines: &impl Deadlines,
     order: &OrderId,
@@ -148,7 +184,7 @@ fn put_back(
     err: anyhow::Error,
     what: &str,
 ) -> anyhow::Error {
-    let context = match deadlines.add(order, retry_at_ms) {
+    let context = match while_redis_is_away(|| deadlines.add(order, retry_at_ms)) {
         Ok(()) => format!("order {order} is due again for the next sweep"),
         Err(put_back) => {
             // Nothing left in Redis says this order must expire: say so loudly.

@@ -43,6 +43,8 @@ struct State {
     traces: BTreeMap<OrderId, (TraceParent, u64)>,
     done: BTreeSet<OrderId>,
     failing: BTreeSet<Op>,
+    /// Ops that fail only this many more times.
+    failing_times: BTreeMap<Op, u32>,
     claims: usize,
     redis_run: Option<String>,
 }
@@ -57,9 +59,16 @@ impl MemoryRedis {
         self.state().failing.insert(op);
     }
 
+    /// The next `times` calls of `op` fail (Redis away for a while).
+    pub fn fail_times(&self, op: Op, times: u32) {
+        self.state().failing_times.insert(op, times);
+    }
+
     /// Every operation works again.
     pub fn recover(&self) {
-        self.state().failing.clear();
+        let mut state = self.state();
+        state.failing.clear();
+        state.failing_times.clear();
     }
 
     /// The sorted set, as `(order, deadline)` in score order.
@@ -94,8 +103,15 @@ impl MemoryRedis {
         self.state().claims
     }
 
-    fn check(state: &State, op: Op) -> anyhow::Result<()> {
-        if state.failing.contains(&op) {
+    fn check(state: &mut State, op: Op) -> anyhow::Result<()> {
+        let once = match state.failing_times.get_mut(&op) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if once || state.failing.contains(&op) {
             bail!("connection refused (Redis is down during {op:?})");
         }
         Ok(())
@@ -104,21 +120,21 @@ impl MemoryRedis {
 
 impl Deadlines for MemoryRedis {
     fn is_done(&self, order: &OrderId) -> anyhow::Result<bool> {
-        let state = self.state();
-        Self::check(&state, Op::IsDone)?;
+        let mut state = self.state();
+        Self::check(&mut state, Op::IsDone)?;
         Ok(state.done.contains(order))
     }
 
     fn add(&self, order: &OrderId, deadline_ms: u64) -> anyhow::Result<()> {
         let mut state = self.state();
-        Self::check(&state, Op::Add)?;
+        Self::check(&mut state, Op::Add)?;
         state.due.insert(order.clone(), deadline_ms);
         Ok(())
     }
 
     fn arm_timer(&self, order: &OrderId, deadline_ms: u64) -> anyhow::Result<()> {
         let mut state = self.state();
-        Self::check(&state, Op::ArmTimer)?;
+        Self::check(&mut state, Op::ArmTimer)?;
         state.timers.insert(order.clone(), deadline_ms);
         Ok(())
     }
@@ -130,7 +146,7 @@ impl Deadlines for MemoryRedis {
         until_ms: u64,
     ) -> anyhow::Result<()> {
         let mut state = self.state();
-        Self::check(&state, Op::KeepTrace)?;
+        Self::check(&mut state, Op::KeepTrace)?;
         // NX: the first one kept stays.
         state
             .traces
@@ -140,8 +156,8 @@ impl Deadlines for MemoryRedis {
     }
 
     fn kept_trace(&self, order: &OrderId) -> anyhow::Result<Option<TraceParent>> {
-        let state = self.state();
-        Self::check(&state, Op::KeptTrace)?;
+        let mut state = self.state();
+        Self::check(&mut state, Op::KeptTrace)?;
         Ok(state
             .traces
             .get(order)
@@ -149,8 +165,8 @@ impl Deadlines for MemoryRedis {
     }
 
     fn due(&self, now_ms: u64, limit: usize) -> anyhow::Result<Vec<Due>> {
-        let state = self.state();
-        Self::check(&state, Op::Due)?;
+        let mut state = self.state();
+        Self::check(&mut state, Op::Due)?;
         let mut due: Vec<Due> = state
             .due
             .iter()
@@ -167,7 +183,7 @@ impl Deadlines for MemoryRedis {
 
     fn claim(&self, order: &OrderId) -> anyhow::Result<bool> {
         let mut state = self.state();
-        Self::check(&state, Op::Claim)?;
+        Self::check(&mut state, Op::Claim)?;
         let removed = state.due.remove(order).is_some();
         state.claims += usize::from(removed);
         Ok(removed)
@@ -175,7 +191,7 @@ impl Deadlines for MemoryRedis {
 
     fn mark_done(&self, order: &OrderId) -> anyhow::Result<bool> {
         let mut state = self.state();
-        Self::check(&state, Op::MarkDone)?;
+        Self::check(&mut state, Op::MarkDone)?;
         Ok(state.done.insert(order.clone()))
     }
 
@@ -190,7 +206,7 @@ impl Deadlines for MemoryRedis {
 
     fn unmark_done(&self, order: &OrderId) -> anyhow::Result<()> {
         let mut state = self.state();
-        Self::check(&state, Op::UnmarkDone)?;
+        Self::check(&mut state, Op::UnmarkDone)?;
         state.done.remove(order);
         Ok(())
     }

@@ -199,6 +199,43 @@ fn an_entry_that_cannot_be_put_back_is_reported_lost() {
 }
 
 #[test]
+fn a_redis_restart_in_the_middle_of_an_expiry_delays_it_but_loses_nothing() {
+    // Seen in the chaos run: the claim's ZREM went through, then Redis was restarting
+    // ("connection refused") for the marker's SET and for the first put-backs.
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    scheduled(&redis, &[("o1", NOW_MS)]);
+    redis.fail_times(Op::MarkDone, 1);
+    redis.fail_times(Op::Add, 3);
+    let err = expire(&redis, &publisher, &id("o1"), NOW_MS, NOW_MS).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("order o1 is due again"),
+        "{err:#}"
+    );
+    assert_eq!(redis.entries(), [("o1".to_owned(), NOW_MS)]);
+
+    assert_eq!(sweep(&redis, &publisher, NOW_MS).unwrap(), 1);
+    assert_eq!(expired_orders(&publisher), ["o1"]);
+}
+
+#[test]
+fn a_redis_restart_after_the_marker_clears_it_once_redis_is_back() {
+    let redis = MemoryRedis::default();
+    let publisher = MemoryPublisher::default();
+    scheduled(&redis, &[("o1", NOW_MS)]);
+    publisher.go_down();
+    redis.fail_times(Op::UnmarkDone, 2);
+    redis.fail_times(Op::Add, 2);
+    assert!(expire(&redis, &publisher, &id("o1"), NOW_MS, NOW_MS).is_err());
+    assert!(!redis.is_marked_done("o1"));
+    assert_eq!(redis.entries(), [("o1".to_owned(), NOW_MS)]);
+
+    publisher.come_back();
+    assert_eq!(sweep(&redis, &publisher, NOW_MS).unwrap(), 1);
+    assert_eq!(expired_orders(&publisher), ["o1"]);
+}
+
+#[test]
 fn failing_to_mark_done_publishes_nothing_and_puts_the_entry_back() {
     let redis = MemoryRedis::default();
     let publisher = MemoryPublisher::default();
