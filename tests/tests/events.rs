@@ -334,8 +334,14 @@ async fn an_event_relayed_right_after_a_redis_restart_still_reaches_its_subscrib
     m.sign_up(&seller, "seller@example.com").await;
     let buyer = m.client();
     m.sign_up(&buyer, "buyer@example.com").await;
-    // tickets has published to this Redis before (so it knows Redis's run).
-    m.sell(&seller, "Before the restart", 11.0).await;
+    // tickets has published to this Redis before (so it knows Redis's run): its relay
+    // runs after the response, so wait until orders has the ticket.
+    let before = m.sell(&seller, "Before the restart", 11.0).await["id"]
+        .as_str()
+        .expect("ticket id")
+        .to_owned();
+    let (status, _) = order_relaying_tickets(&m, &seller, &buyer, &before).await;
+    assert_eq!(status, StatusCode::CREATED);
 
     // Redis is back before tickets writes, but the app's subscribers are not yet: a
     // ticket:created published now would be lost to orders (pub/sub keeps nothing).

@@ -25,8 +25,11 @@ use crate::store::SqliteUsers;
 // cdylib link ("; expected" in the linker version script).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle_auth(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    common::http::serve(incoming, router()).await
+async fn handle_auth(
+    incoming: spin_sdk::http::IncomingRequest,
+    response_out: spin_sdk::http::ResponseOutparam,
+) {
+    common::http::serve(incoming, response_out, router()).await
 }
 
 /// The auth routes. Anything else, including a known path with another method, is

@@ -5,22 +5,71 @@
 //! method matches). [`read_request`] reads the body with a size limit instead, and
 //! [`not_found`] is the JSON fallback route every service registers as `/*`. [`serve`]
 //! is the body of every service's `#[http_component]`; it makes the request's
-//! `traceparent` header the current trace context ([`crate::trace`]).
+//! `traceparent` header the current trace context ([`crate::trace`]), and runs what the
+//! handler left for after the response ([`after_response`]).
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 
 use futures::TryStreamExt;
-use spin_sdk::http::{IncomingRequest, IntoResponse, Params, Request, Response, Router};
+use spin_sdk::http::{
+    IncomingRequest, IntoResponse, OutgoingResponse, Params, Request, Response, ResponseOutparam,
+    Router,
+};
 
 use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::trace::{self, TraceParent};
 
-/// One HTTP request of a service: reads the body (at most [`MAX_BODY_BYTES`], else 413)
-/// and hands the request to [`route`]; a body that cannot be read is answered with its
-/// error.
-pub async fn serve(incoming: IncomingRequest, router: Router) -> Response {
-    match read_request(incoming, MAX_BODY_BYTES).await {
+/// Work left for after the response.
+type Deferred = Pin<Box<dyn Future<Output = ()>>>;
+
+thread_local! {
+    /// What the current request's handler left for after its response. A component
+    /// instance serves one request, so this is that request's.
+    static AFTER_RESPONSE: RefCell<Vec<Deferred>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` after [`serve`] has sent the response (whether or not the client is still
+/// there to read it), in the order it was left: what the client need not wait for,
+/// such as relaying the outbox, whose events are already committed.
+///
+/// wasi:http lets a handler go on after it has set its response, and Spin and the
+/// Tessera host send the response as soon as it is set; the work still runs inside the
+/// request's instance, under the request's timeout. Only for HTTP handlers: nothing
+/// else runs this queue.
+pub fn after_response(work: impl Future<Output = ()> + 'static) {
+    AFTER_RESPONSE.with(|queue| queue.borrow_mut().push(Box::pin(work)));
+}
+
+/// One HTTP request of a service: reads the body (at most [`MAX_BODY_BYTES`], else 413),
+/// hands the request to [`route`] (a body that cannot be read is answered with its
+/// error), sends the response, then runs what the handler left for after it
+/// ([`after_response`]).
+pub async fn serve(incoming: IncomingRequest, response_out: ResponseOutparam, router: Router) {
+    let response = match read_request(incoming, MAX_BODY_BYTES).await {
         Ok(req) => route(req, &router).await,
         Err(err) => err.into_response(),
+    };
+    send(response_out, response).await;
+    let deferred = AFTER_RESPONSE.with(|queue| std::mem::take(&mut *queue.borrow_mut()));
+    for work in deferred {
+        work.await;
+    }
+}
+
+/// Sets `response` as the answer and writes its body, as spin-sdk's own handler glue
+/// does; a failure is logged (the host answers 500 for a handler that set nothing).
+async fn send(response_out: ResponseOutparam, mut response: Response) {
+    let body = std::mem::take(response.body_mut());
+    match OutgoingResponse::try_from(response) {
+        Ok(outgoing) => {
+            if let Err(err) = response_out.set_with_body(outgoing, body).await {
+                eprintln!("could not send the response body: {err}");
+            }
+        }
+        Err(err) => eprintln!("could not build the response: {err:#}"),
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! Every entry point runs through [`Service`]: open the `orders` database, do the work
 //! (whose writes queue their events in the same transaction), relay the outbox if that
-//! is owed (the work queued events, or some were left by a crash or a Redis outage).
+//! is owed (the work queued events, or some were left by a crash or a Redis outage);
+//! for an HTTP request, after the response has been sent ([`common::http::after_response`]).
 //! Messages and new orders also run the expiry backstop ([`messages::cancel_overdue`]);
 //! reads do not write.
 #![deny(missing_docs)]
@@ -38,8 +39,11 @@ use crate::store::SqliteOrders;
 // cdylib link ("; expected" in the linker version script).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle_orders(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    common::http::serve(incoming, router()).await
+async fn handle_orders(
+    incoming: spin_sdk::http::IncomingRequest,
+    response_out: spin_sdk::http::ResponseOutparam,
+) {
+    common::http::serve(incoming, response_out, router()).await
 }
 
 /// One Redis message, in its trace context, after the expiry backstop. Only store
@@ -71,7 +75,7 @@ pub fn router() -> Router {
 fn create(req: Request, _: Params) -> Result<Response, ApiError> {
     // Read before anything else, so a bad value is a 500 naming the variable.
     let lock = LockWindow::from_source(&Spin)?;
-    Service::open()?.run(|deps| {
+    Service::open()?.respond(|deps| {
         // An overdue order still holding the ticket would refuse this one.
         cancel_overdue_or_log(&deps.store);
         routes::create::handle(&req, deps, lock)
@@ -79,17 +83,17 @@ fn create(req: Request, _: Params) -> Result<Response, ApiError> {
 }
 
 fn list(req: Request, _: Params) -> Result<Response, ApiError> {
-    Service::open()?.run(|deps| routes::list::handle(&req, deps))
+    Service::open()?.respond(|deps| routes::list::handle(&req, deps))
 }
 
 fn show(req: Request, params: Params) -> Result<Response, ApiError> {
     let id = params.get("id").unwrap_or_default();
-    Service::open()?.run(|deps| routes::show::handle(&req, id, deps))
+    Service::open()?.respond(|deps| routes::show::handle(&req, id, deps))
 }
 
 fn cancel(req: Request, params: Params) -> Result<Response, ApiError> {
     let id = params.get("id").unwrap_or_default();
-    Service::open()?.run(|deps| routes::cancel::handle(&req, id, deps))
+    Service::open()?.respond(|deps| routes::cancel::handle(&req, id, deps))
 }
 
 /// One request or message: what its handler works with, and what it owes the outbox.
@@ -112,9 +116,21 @@ impl Service {
     }
 
     /// Runs `work`, then relays the outbox to Redis (`redis_address`) if that is owed.
+    // Native builds have no message entry point (see the exports above).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     fn run<T>(self, work: impl FnOnce(&Deps<SqliteOrders>) -> T) -> T {
         let outcome = work(&self.deps);
         self.relay.finish(self.deps.store.db());
+        outcome
+    }
+
+    /// [`Service::run`] for an HTTP request: the relay waits until the response has
+    /// been sent (its events are committed; the client need not wait for Redis).
+    fn respond<T>(self, work: impl FnOnce(&Deps<SqliteOrders>) -> T) -> T {
+        let outcome = work(&self.deps);
+        if self.relay.is_due() {
+            common::http::after_response(async move { self.relay.finish(self.deps.store.db()) });
+        }
         outcome
     }
 }

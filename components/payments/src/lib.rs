@@ -18,7 +18,9 @@
 //!
 //! Every entry point runs through [`Service`]: open the `payments` database, do the
 //! work, make the refunds that are due, relay the outbox if that is owed (the work or
-//! a refund queued events, or some were left by a crash or a Redis outage).
+//! a refund queued events, or some were left by a crash or a Redis outage); for an HTTP
+//! request, the relay runs after the response has been sent
+//! ([`common::http::after_response`]).
 #![deny(missing_docs)]
 
 pub mod domain;
@@ -50,8 +52,11 @@ use crate::stripe::{SpinTransport, StripeClient};
 // cdylib link ("; expected" in the linker version script).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle_payments(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    common::http::serve(incoming, router()).await
+async fn handle_payments(
+    incoming: spin_sdk::http::IncomingRequest,
+    response_out: spin_sdk::http::ResponseOutparam,
+) {
+    common::http::serve(incoming, response_out, router()).await
 }
 
 /// One Redis message, in its trace context: an order event for the replica, or a
@@ -84,32 +89,27 @@ pub fn router() -> Router {
 }
 
 async fn create(req: Request, _: Params) -> Result<Response, ApiError> {
-    let service = Service::open()?;
-    service
-        .run(routes::create::handle(&req, &service.deps))
+    Service::open()?
+        .respond(async |deps| routes::create::handle(&req, deps).await)
         .await
 }
 
 async fn setup(req: Request, _: Params) -> Result<Response, ApiError> {
-    let service = Service::open()?;
-    service
-        .run(routes::setup::handle(&req, &service.deps))
+    Service::open()?
+        .respond(async |deps| routes::setup::handle(&req, deps).await)
         .await
 }
 
 async fn confirm(req: Request, _: Params) -> Result<Response, ApiError> {
-    let service = Service::open()?;
-    service
-        .run(routes::confirm::handle(&req, &service.deps))
+    Service::open()?
+        .respond(async |deps| routes::confirm::handle(&req, deps).await)
         .await
 }
 
 async fn webhook(req: Request, _: Params) -> Result<Response, ApiError> {
     let secret: String = Spin.required("stripe_webhook_secret")?;
-    let service = Service::open()?;
-    let payments = &service.deps.payments;
-    service
-        .run(async { routes::webhook::handle(&req, payments, &secret, now()) })
+    Service::open()?
+        .respond(async |deps| routes::webhook::handle(&req, &deps.payments, &secret, now()))
         .await
 }
 
@@ -119,11 +119,14 @@ fn client_config(_: Request, _: Params) -> Result<Response, ApiError> {
     )?))
 }
 
+/// The dependencies of payments' handlers in the component.
+type PaymentDeps = Deps<Connection, StripeClient<SpinTransport>>;
+
 /// What every entry point works with: the store, Stripe (variables `stripe_api_base`,
 /// `stripe_secret_key`), the session secret (`jwt_secret`) and Redis (`redis_address`)
 /// for the outbox and the refund wake-ups.
 struct Service {
-    deps: Deps<Connection, StripeClient<SpinTransport>>,
+    deps: PaymentDeps,
     relay: Relay,
     redis_address: String,
 }
@@ -150,12 +153,30 @@ impl Service {
     /// Runs `work`, makes the refunds that are due (the work may have queued one), and
     /// relays the outbox if that is owed, whatever the work answered. Relay and refund
     /// failures are logged: the work's outcome stands, and both are retried later.
+    // Native builds have no message entry point (see the exports above).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     async fn run<T>(&self, work: impl Future<Output = T>) -> T {
         let outcome = work.await;
         self.make_due_refunds().await;
+        self.relay();
+        outcome
+    }
+
+    /// [`Service::run`] for an HTTP request: the relay waits until the response has
+    /// been sent (its events are committed; the client need not wait for Redis).
+    async fn respond<T>(self, work: impl AsyncFnOnce(&PaymentDeps) -> T) -> T {
+        let outcome = work(&self.deps).await;
+        self.make_due_refunds().await;
+        if self.relay.is_due() {
+            common::http::after_response(async move { self.relay() });
+        }
+        outcome
+    }
+
+    /// Relays the outbox to Redis if that is owed.
+    fn relay(&self) {
         let publisher = RedisPublisher::new(self.redis_address.clone());
         self.relay.finish_with(self.deps.payments.db(), &publisher);
-        outcome
     }
 
     async fn make_due_refunds(&self) {

@@ -7,7 +7,8 @@
 //!
 //! Every entry point runs through [`Service`]: open the `tickets` database, do the
 //! work, relay the outbox if that is owed (the work queued events, or some were left
-//! by a crash or a Redis outage). The logic lives in `routes/`, `messages.rs`,
+//! by a crash or a Redis outage); for an HTTP request, after the response has been sent
+//! ([`common::http::after_response`]). The logic lives in `routes/`, `messages.rs`,
 //! `domain/` and `store.rs`.
 #![deny(missing_docs)]
 
@@ -31,8 +32,11 @@ use crate::store::Tickets;
 // cdylib link ("; expected" in the linker version script).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle_tickets(incoming: spin_sdk::http::IncomingRequest) -> Response {
-    common::http::serve(incoming, router()).await
+async fn handle_tickets(
+    incoming: spin_sdk::http::IncomingRequest,
+    response_out: spin_sdk::http::ResponseOutparam,
+) {
+    common::http::serve(incoming, response_out, router()).await
 }
 
 /// One message from a subscribed channel (the envelope's `type` says which), in its
@@ -59,21 +63,21 @@ pub fn router() -> Router {
 }
 
 fn list(req: Request, _: Params) -> Result<Response, ApiError> {
-    Service::open()?.run(|deps| routes::list::handle(&req, deps))
+    Service::open()?.respond(|deps| routes::list::handle(&req, deps))
 }
 
 fn create(req: Request, _: Params) -> Result<Response, ApiError> {
-    Service::open()?.run(|deps| routes::create::handle(&req, deps))
+    Service::open()?.respond(|deps| routes::create::handle(&req, deps))
 }
 
 fn show(_: Request, params: Params) -> Result<Response, ApiError> {
     let id = params.get("id").unwrap_or_default();
-    Service::open()?.run(|deps| routes::show::handle(id, deps))
+    Service::open()?.respond(|deps| routes::show::handle(id, deps))
 }
 
 fn update(req: Request, params: Params) -> Result<Response, ApiError> {
     let id = params.get("id").unwrap_or_default();
-    Service::open()?.run(|deps| routes::update::handle(&req, id, deps))
+    Service::open()?.respond(|deps| routes::update::handle(&req, id, deps))
 }
 
 /// One request or message: what its handler works with, and what it owes the outbox.
@@ -96,9 +100,21 @@ impl Service {
     }
 
     /// Runs `work`, then relays the outbox to Redis (`redis_address`) if that is owed.
+    // Native builds have no message entry point (see the exports above).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     fn run<T>(self, work: impl FnOnce(&Deps<Connection>) -> T) -> T {
         let outcome = work(&self.deps);
         self.relay.finish(self.deps.tickets.db());
+        outcome
+    }
+
+    /// [`Service::run`] for an HTTP request: the relay waits until the response has
+    /// been sent (its events are committed; the client need not wait for Redis).
+    fn respond<T>(self, work: impl FnOnce(&Deps<Connection>) -> T) -> T {
+        let outcome = work(&self.deps);
+        if self.relay.is_due() {
+            common::http::after_response(async move { self.relay.finish(self.deps.tickets.db()) });
+        }
         outcome
     }
 }
