@@ -25,7 +25,7 @@ use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
 use crate::triggers::http::{self, HttpServer};
 use crate::triggers::redis::RedisTrigger;
-use crate::triggers::reused_instance::PARKED_PER_COMPONENT;
+use crate::triggers::reused_instance;
 use crate::variables::{EnvProvider, Resolved};
 
 /// How long `up` waits for the Redis triggers to subscribe before it serves anyway.
@@ -178,7 +178,7 @@ impl UpCommand {
             max_instances: self.max_instances,
             max_memory_bytes: self.max_instance_memory,
             timeout: self.request_timeout,
-            parked_instances: (reuse.len() * PARKED_PER_COMPONENT) as u32,
+            parked_instances: reused_instance::most_parked(reuse.len()),
         };
         let runtime = Arc::new(Runtime::new(app, limits, &state_dir.join("cache")).await?);
         let instances = Arc::new(Semaphore::new(self.max_instances as usize));

@@ -45,6 +45,12 @@ pub const MAX_USES: u32 = 1000;
 /// memory its instance touched (about 12 MB for the Python or TypeScript one).
 pub const PARKED_PER_COMPONENT: usize = 2;
 
+/// The most instances parked at once when `components` components reuse theirs: the
+/// pooling allocator needs a slot for each, beside those that run.
+pub fn most_parked(components: usize) -> u32 {
+    u32::try_from(components.saturating_mul(PARKED_PER_COMPONENT)).unwrap_or(u32::MAX)
+}
+
 /// An instantiated message handler and what it has done so far.
 pub struct HandlerInstance {
     /// The version it was instantiated from; it is parked only while that is current.
