@@ -13,8 +13,9 @@
 //! Relaying is owed only where there is something to relay: an entry point opens its
 //! database with [`Relay::open`], which learns in the same query that checks the schema
 //! version whether events are waiting, and [`Relay::finish`] relays after the work only
-//! if they were, or if the work queued some. A read of a quiet service costs the outbox
-//! nothing. A backlog (a crash, a Redis outage) therefore drains with the service's next
+//! if they were, or if the work queued some (an HTTP entry point calls it after its
+//! response has been sent, [`crate::http::after_response`]). A read of a quiet service
+//! costs the outbox nothing. A backlog (a crash, a Redis outage) therefore drains with the service's next
 //! request or message of any kind.
 //!
 //! Concurrent relays do not publish the same rows: a relay first claims a batch of rows
