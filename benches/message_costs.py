@@ -7,7 +7,9 @@ seller.session and buyer.session are used), APP_LOG the file that `tessera up`'s
 goes to. Each round lists a ticket, then orders it as soon as orders knows it (as
 `tests/examples/event_propagation.rs` does). Then, per component, the median and p90 of
 `micros=` over the messages the rounds caused (every channel), and how many took over
-2 ms (a fresh instance of the Python or TypeScript service does).
+2 ms (a fresh instance of the Python or TypeScript service does); and the same for the
+rounds' own requests, by path and status (an order polled before orders knows its
+ticket is a 404).
 """
 
 import json
@@ -53,15 +55,28 @@ took.sort()
 print(f"{rounds} rounds, listed → ordered: p50 {statistics.median(took):.2f} ms, "
       f"p99 {took[max(0, int(rounds * 0.99) - 1)]:.2f} ms")
 by_component = {}
+by_request = {}
 with open(log) as f:
     for line in list(f)[start:]:
         m = re.search(r'component=([\w-]+) outcome="ok" micros=(\d+)', line)
         if m and "tessera::message" in line:
             by_component.setdefault(m.group(1), []).append(int(m.group(2)))
-print("| component | messages | p50 | p90 | over 2 ms |")
-print("|---|---|---|---|---|")
-for component, micros in sorted(by_component.items()):
-    micros.sort()
-    over = sum(1 for m in micros if m > 2000)
-    p90 = micros[int(len(micros) * 0.9)]
-    print(f"| {component} | {len(micros)} | {statistics.median(micros):.0f} µs | {p90} µs | {over} |")
+        m = re.search(r'method=(\w+) path=(/api/\w+) component=[\w-]+ status=(\d+) micros=(\d+)', line)
+        if m and "tessera::request" in line:
+            key = f"{m.group(1)} {m.group(2)} → {m.group(3)}"
+            by_request.setdefault(key, []).append(int(m.group(4)))
+
+
+def table(title, rows, unit):
+    print(f"| {title} | {unit} | p50 | p90 | over 2 ms |")
+    print("|---|---|---|---|---|")
+    for name, micros in sorted(rows.items()):
+        micros.sort()
+        over = sum(1 for m in micros if m > 2000)
+        p90 = micros[int(len(micros) * 0.9)]
+        print(f"| {name} | {len(micros)} | {statistics.median(micros):.0f} µs | {p90} µs | {over} |")
+
+
+table("component", by_component, "messages")
+print()
+table("request", by_request, "requests")
