@@ -129,6 +129,24 @@ async fn reserving_and_releasing_a_ticket_moves_versions_as_the_contract_says() 
 }
 
 #[tokio::test]
+async fn a_writes_event_goes_out_after_its_response_with_no_later_request() {
+    let m = Marketplace::start();
+    let seller = m.client();
+    m.sign_up(&seller, "seller@example.com").await;
+    let buyer = m.client();
+    m.sign_up(&buyer, "buyer@example.com").await;
+
+    // tickets relays its outbox after the response (common::http::after_response). No
+    // other request or message reaches tickets from here on (no order exists, so none of
+    // its channels carries anything), so only that relay can publish ticket:created.
+    let id = m.sell(&seller, "Relayed after the response", 10.0).await["id"]
+        .as_str()
+        .expect("ticket id")
+        .to_owned();
+    m.order_the_moment_known(&buyer, &id).await;
+}
+
+#[tokio::test]
 async fn of_fifty_concurrent_orders_for_one_ticket_exactly_one_wins() {
     let m = Marketplace::start();
     let seller = m.client();
