@@ -3,8 +3,10 @@
 # seeded data, in alternating rounds (machine drift hits every build alike): the way to
 # see what a host change does to the services.
 #   bash benches/app_ab.sh before=/tmp/tessera-old after=target/release/tessera
-# Each argument is LABEL=BINARY. The first one seeds the app (TICKETS, ORDERS); the others
-# serve the same sqlite files with --no-dev-services (readers share them safely).
+# Each argument is LABEL=BINARY, or LABEL=BINARY@MANIFEST to serve another build of the
+# components (a copy of spin.toml whose sources point at it). The first one seeds the app
+# (TICKETS, ORDERS); the others serve the same sqlite files with --no-dev-services
+# (readers share them safely).
 # Knobs: ROUNDS (3), DURATION (wrk per round, 5s), CONNS ("1 32"), TICKETS (200),
 # ORDERS (20), MANIFEST (the app's spin.toml). Prints, per endpoint and connection count,
 # each build's median requests/s and its rounds.
@@ -26,7 +28,10 @@ for spec in "$@"; do
   label="${spec%%=*}"
   extra=()
   [ "${#LABELS[@]}" -gt 0 ] && extra=(--no-dev-services)
-  up_app "$label" "${spec#*=}" "$STATE/app" "${extra[@]}"
+  binary="${spec#*=}"
+  manifest="$MANIFEST"
+  if [[ "$binary" == *@* ]]; then manifest="${binary#*@}"; binary="${binary%%@*}"; fi
+  MANIFEST="$manifest" up_app "$label" "$binary" "$STATE/app" "${extra[@]}"
   URL[$label]="$(url "$label")"
   if [ "${#LABELS[@]}" -eq 0 ]; then
     bash "$ROOT/benches/seed.sh" "${URL[$label]}" "$STATE" "${TICKETS:-200}" "${ORDERS:-20}" >/dev/null

@@ -8,6 +8,8 @@
 //! Each `execute` runs ONE statement (hosts prepare a single statement), so a schema
 //! with several tables is several calls.
 
+use std::rc::Rc;
+
 use anyhow::{Context, anyhow};
 pub use spin_sdk::sqlite3::{Connection, Error, QueryResult, Row, RowResult, Value};
 
@@ -127,6 +129,72 @@ pub fn text(value: impl Into<String>) -> Value {
     Value::Text(value.into())
 }
 
+/// The rows of `result`, each taken by value ([`OwnedRow`]).
+///
+/// For decoding many rows into owned values (a list endpoint): the text moves out of the
+/// result instead of being copied. `GET /api/orders` (20 orders, 8 text columns each)
+/// served about 5 % more requests this way than copying each value (BENCHMARKS.md,
+/// session 10).
+pub fn take_rows(result: QueryResult) -> impl Iterator<Item = OwnedRow> {
+    let columns: Rc<[String]> = result.columns.into();
+    result.rows.into_iter().map(move |row| OwnedRow {
+        columns: Rc::clone(&columns),
+        values: row.values,
+    })
+}
+
+/// A row taken out of a query result ([`take_rows`]), read by column name like [`Row`];
+/// each text column can be taken once.
+#[derive(Debug)]
+pub struct OwnedRow {
+    columns: Rc<[String]>,
+    values: Vec<Value>,
+}
+
+impl OwnedRow {
+    /// A text column, which must be present and not NULL, moved out of the row.
+    pub fn take_text(&mut self, column: &str) -> anyhow::Result<String> {
+        match self.take(column)? {
+            Value::Text(text) => Ok(text),
+            _ => Err(anyhow!("Column `{column}` is not text")),
+        }
+    }
+
+    /// A nullable text column, moved out of the row.
+    pub fn take_opt_text(&mut self, column: &str) -> anyhow::Result<Option<String>> {
+        match self.take(column)? {
+            Value::Null => Ok(None),
+            Value::Text(text) => Ok(Some(text)),
+            _ => Err(anyhow!("Column `{column}` is not text")),
+        }
+    }
+
+    /// An integer column, which must be present and non-negative.
+    pub fn u64(&self, column: &str) -> anyhow::Result<u64> {
+        match self.values.get(self.index(column)?) {
+            Some(Value::Integer(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| anyhow!("Column `{column}` is not a non-negative integer"))
+    }
+
+    fn take(&mut self, column: &str) -> anyhow::Result<Value> {
+        let index = self.index(column)?;
+        let value = self
+            .values
+            .get_mut(index)
+            .ok_or_else(|| anyhow!("Column `{column}` is missing from the row"))?;
+        Ok(std::mem::replace(value, Value::Null))
+    }
+
+    fn index(&self, column: &str) -> anyhow::Result<usize> {
+        self.columns
+            .iter()
+            .position(|name| name == column)
+            .ok_or_else(|| anyhow!("No column `{column}` in the result"))
+    }
+}
+
 mod schema;
 pub use schema::{Schema, migrate, schema_version, upgrade};
 
@@ -155,6 +223,31 @@ mod tests {
             "INSERT INTO t (k, n) VALUES (?, ?)",
             &[text(key), integer(1)?],
         )
+    }
+
+    #[test]
+    fn taken_rows_read_by_name_and_say_what_is_wrong() {
+        let db = db();
+        insert(&db, "a").unwrap();
+        db.query("INSERT INTO t (k, n) VALUES ('b', NULL)", &[])
+            .unwrap();
+        let result = db
+            .query("SELECT k, n, NULL AS gone FROM t ORDER BY k", &[])
+            .unwrap();
+        let mut rows: Vec<OwnedRow> = take_rows(result).collect();
+        assert_eq!(rows[0].take_text("k").unwrap(), "a");
+        assert_eq!(rows[0].u64("n").unwrap(), 1);
+        assert_eq!(rows[0].take_opt_text("gone").unwrap(), None);
+        let taken_twice = rows[0].take_text("k").unwrap_err();
+        assert_eq!(taken_twice.to_string(), "Column `k` is not text");
+        assert_eq!(
+            rows[1].u64("n").unwrap_err().to_string(),
+            "Column `n` is not a non-negative integer"
+        );
+        assert_eq!(
+            rows[1].take_text("nope").unwrap_err().to_string(),
+            "No column `nope` in the result"
+        );
     }
 
     #[test]

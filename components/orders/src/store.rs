@@ -10,7 +10,7 @@
 use anyhow::Context;
 use common::outbox::{self, Relay};
 use common::sqlite::{
-    self, Connection, Database, Row, Schema, Value, get_opt_text, get_text, get_u64, integer, text,
+    self, Connection, Database, OwnedRow, Schema, Value, integer, take_rows, text,
 };
 
 use crate::domain::{
@@ -197,7 +197,9 @@ impl<D: Database> SqliteOrders<D> {
             .db
             .query(&sql, &[text(param)])
             .context("Failed to read orders")?;
-        result.rows().map(|row| order_from(&row)).collect()
+        take_rows(result)
+            .map(|mut row| order_from(&mut row))
+            .collect()
     }
 
     /// Queues the event announcing `order`, in the open transaction.
@@ -217,7 +219,9 @@ impl<D: Database> OrderStore for SqliteOrders<D> {
             .db
             .query(&sql, &[integer(cutoff)?])
             .context("Failed to read overdue orders")?;
-        result.rows().map(|row| order_from(&row)).collect()
+        take_rows(result)
+            .map(|mut row| order_from(&mut row))
+            .collect()
     }
 
     fn ticket(&self, id: &str) -> anyhow::Result<Option<Ticket>> {
@@ -229,10 +233,9 @@ impl<D: Database> OrderStore for SqliteOrders<D> {
                 &[text(id)],
             )
             .context("Failed to read a ticket")?;
-        result
-            .rows()
+        take_rows(result)
             .next()
-            .map(|row| ticket_from(&row))
+            .map(|mut row| ticket_from(&mut row))
             .transpose()
     }
 
@@ -361,49 +364,50 @@ impl<D: Database> OrderStore for SqliteOrders<D> {
     }
 }
 
-fn ticket_from(row: &Row<'_>) -> anyhow::Result<Ticket> {
+fn ticket_from(row: &mut OwnedRow) -> anyhow::Result<Ticket> {
     Ok(Ticket {
-        id: get_text(row, "id")?,
-        title: get_text(row, "title")?,
-        price_cents: get_u64(row, "price_cents")?,
-        user_id: get_text(row, "user_id")?,
-        version: get_u64(row, "version")?,
-        order_id: get_opt_text(row, "order_id")?,
+        id: row.take_text("id")?,
+        title: row.take_text("title")?,
+        price_cents: row.u64("price_cents")?,
+        user_id: row.take_text("user_id")?,
+        version: row.u64("version")?,
+        order_id: row.take_opt_text("order_id")?,
     })
 }
 
-fn order_from(row: &Row<'_>) -> anyhow::Result<Order> {
-    let id = get_text(row, "id")?;
+fn order_from(row: &mut OwnedRow) -> anyhow::Result<Order> {
+    let id = row.take_text("id")?;
     let corrupt = || format!("Stored order {id:?} is corrupt");
     Ok(Order {
         id: OrderId::parse(&id).with_context(|| format!("{}: malformed id", corrupt()))?,
-        user_id: get_text(row, "user_id")?,
-        status: get_text(row, "status")?
+        user_id: row.take_text("user_id")?,
+        status: row
+            .take_text("status")?
             .parse::<OrderStatus>()
             .with_context(corrupt)?,
-        expires_at: ExpiresAt::from_unix_seconds(get_u64(row, "expires_at")?),
-        version: get_u64(row, "version")?,
+        expires_at: ExpiresAt::from_unix_seconds(row.u64("expires_at")?),
+        version: row.u64("version")?,
         ticket: Ticket {
-            id: get_text(row, "ticket_id")?,
-            title: get_text(row, "title")?,
-            price_cents: get_u64(row, "price_cents")?,
-            user_id: get_text(row, "seller_id")?,
-            version: get_u64(row, "ticket_version")?,
-            order_id: get_opt_text(row, "holder_id")?,
+            id: row.take_text("ticket_id")?,
+            title: row.take_text("title")?,
+            price_cents: row.u64("price_cents")?,
+            user_id: row.take_text("seller_id")?,
+            version: row.u64("ticket_version")?,
+            order_id: row.take_opt_text("holder_id")?,
         },
         payment: payment_from(row).with_context(corrupt)?,
     })
 }
 
 /// The order's payment columns (both NULL when it has none).
-fn payment_from(row: &Row<'_>) -> anyhow::Result<Option<Payment>> {
-    let Some(status) = get_opt_text(row, "payment_status")? else {
+fn payment_from(row: &mut OwnedRow) -> anyhow::Result<Option<Payment>> {
+    let Some(status) = row.take_opt_text("payment_status")? else {
         return Ok(None);
     };
     Ok(Some(Payment {
         status: PaymentStatus::parse(&status)
             .ok_or_else(|| anyhow::anyhow!("unknown payment status {status:?}"))?,
-        stripe_id: get_text(row, "payment_stripe_id")?,
+        stripe_id: row.take_text("payment_stripe_id")?,
     }))
 }
 

@@ -11,7 +11,7 @@ use std::fmt;
 use anyhow::{Context, anyhow, bail};
 use common::outbox::{self, Relay};
 use common::sqlite::{
-    self, Connection, Database, Row, Schema, Value, get_opt_text, get_text, get_u64, integer, text,
+    self, Connection, Database, OwnedRow, Schema, Value, get_text, integer, take_rows, text,
     transaction,
 };
 
@@ -140,10 +140,9 @@ impl<D: Database> Tickets<D> {
                 &[text(id)],
             )
             .context("Failed to look up a ticket")?;
-        result
-            .rows()
+        take_rows(result)
             .next()
-            .map(|row| ticket_from_row(&row))
+            .map(|mut row| ticket_from_row(&mut row))
             .transpose()
     }
 
@@ -165,13 +164,14 @@ impl<D: Database> Tickets<D> {
                 &[before, Value::Integer(fetch)],
             )
             .context("Failed to list tickets")?;
+        let more = result.rows.len() > limit;
         let mut tickets = Vec::with_capacity(limit);
         let mut next = None;
-        for row in result.rows().take(limit) {
-            tickets.push(ticket_from_row(&row)?);
-            next = Some(Cursor(get_u64(&row, "seq")?));
+        for mut row in take_rows(result).take(limit) {
+            next = Some(Cursor(row.u64("seq")?));
+            tickets.push(ticket_from_row(&mut row)?);
         }
-        if result.rows.len() <= limit {
+        if !more {
             next = None;
         }
         Ok(Page { tickets, next })
@@ -364,18 +364,18 @@ impl<D: Database> Tickets<D> {
     }
 }
 
-fn ticket_from_row(row: &Row<'_>) -> anyhow::Result<Ticket> {
-    let id = get_text(row, "id")?;
-    let title = Title::parse(Some(&get_text(row, "title")?))
+fn ticket_from_row(row: &mut OwnedRow) -> anyhow::Result<Ticket> {
+    let id = row.take_text("id")?;
+    let title = Title::parse(Some(&row.take_text("title")?))
         .map_err(|_| anyhow!("Stored ticket {id} has an invalid title"))?;
-    let price = PriceCents::from_cents(get_u64(row, "price_cents")?)
+    let price = PriceCents::from_cents(row.u64("price_cents")?)
         .ok_or_else(|| anyhow!("Stored ticket {id} has an invalid price"))?;
     Ok(Ticket {
         title,
         price,
-        user_id: get_text(row, "user_id")?,
-        version: get_u64(row, "version")?,
-        order_id: get_opt_text(row, "order_id")?,
+        user_id: row.take_text("user_id")?,
+        version: row.u64("version")?,
+        order_id: row.take_opt_text("order_id")?,
         id,
     })
 }
