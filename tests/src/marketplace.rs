@@ -423,6 +423,12 @@ impl Marketplace {
         body(resp).await
     }
 
+    /// [`Self::sell`], answering the new ticket's id.
+    pub async fn sell_id(&self, client: &Client, title: &str, price: f64) -> String {
+        let ticket = self.sell(client, title, price).await;
+        ticket["id"].as_str().expect("ticket id").to_owned()
+    }
+
     /// Asserts that each `(method, path)` is answered with the marketplace's JSON 404.
     pub async fn assert_json_404s(&self, client: &Client, cases: &[(reqwest::Method, &str)]) {
         for (method, path) in cases {
@@ -447,10 +453,7 @@ impl Marketplace {
         let seller = self.client();
         self.sign_up(&seller, &format!("seller-{tag}@example.com"))
             .await;
-        let ticket_id = self.sell(&seller, "Concert", price).await["id"]
-            .as_str()
-            .expect("ticket id")
-            .to_owned();
+        let ticket_id = self.sell_id(&seller, "Concert", price).await;
         let buyer = self.client();
         self.sign_up(&buyer, &format!("buyer-{tag}@example.com"))
             .await;

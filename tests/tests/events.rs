@@ -139,10 +139,7 @@ async fn a_writes_event_goes_out_after_its_response_with_no_later_request() {
     // tickets relays its outbox after the response (common::http::after_response). No
     // other request or message reaches tickets from here on (no order exists, so none of
     // its channels carries anything), so only that relay can publish ticket:created.
-    let id = m.sell(&seller, "Relayed after the response", 10.0).await["id"]
-        .as_str()
-        .expect("ticket id")
-        .to_owned();
+    let id = m.sell_id(&seller, "Relayed after the response", 10.0).await;
     m.order_the_moment_known(&buyer, &id).await;
 }
 
@@ -151,10 +148,7 @@ async fn of_fifty_concurrent_orders_for_one_ticket_exactly_one_wins() {
     let m = Marketplace::start();
     let seller = m.client();
     m.sign_up(&seller, "seller@example.com").await;
-    let id = m.sell(&seller, "Final", 99.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = m.sell_id(&seller, "Final", 99.0).await;
     let buyers: Vec<reqwest::Client> = futures::future::join_all((0..50).map(|i| {
         let m = &m;
         async move {
@@ -224,10 +218,7 @@ async fn duplicate_and_out_of_order_deliveries_change_nothing_twice() {
     );
 
     // Tickets: a duplicated order:created reserves once (version 1, not 2).
-    let id = m.sell(&seller, "Play", 20.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = m.sell_id(&seller, "Play", 20.0).await;
     let (status, order) = m.order_when_known(&buyer, &id).await;
     assert_eq!(status, StatusCode::CREATED);
     let order_id = order["id"].as_str().unwrap().to_owned();
@@ -257,10 +248,7 @@ async fn duplicate_and_out_of_order_deliveries_change_nothing_twice() {
     // Garbage on a channel is logged and skipped.
     m.redis.publish("order:created", "{not json");
     // A marker event after them: once it is applied, the earlier ones were handled too.
-    let marker = m.sell(&seller, "Marker", 1.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let marker = m.sell_id(&seller, "Marker", 1.0).await;
     let (status, marker_order) = m.order_when_known(&buyer, &marker).await;
     assert_eq!(status, StatusCode::CREATED);
     let marker_order_id = marker_order["id"].as_str().unwrap().to_owned();
@@ -354,20 +342,14 @@ async fn an_event_relayed_right_after_a_redis_restart_still_reaches_its_subscrib
     m.sign_up(&buyer, "buyer@example.com").await;
     // tickets has published to this Redis before (so it knows Redis's run): its relay
     // runs after the response, so wait until orders has the ticket.
-    let before = m.sell(&seller, "Before the restart", 11.0).await["id"]
-        .as_str()
-        .expect("ticket id")
-        .to_owned();
+    let before = m.sell_id(&seller, "Before the restart", 11.0).await;
     let (status, _) = order_relaying_tickets(&m, &seller, &buyer, &before).await;
     assert_eq!(status, StatusCode::CREATED);
 
     // Redis is back before tickets writes, but the app's subscribers are not yet: a
     // ticket:created published now would be lost to orders (pub/sub keeps nothing).
     m.redis.restart();
-    let id = m.sell(&seller, "Right after the restart", 12.0).await["id"]
-        .as_str()
-        .expect("ticket id")
-        .to_owned();
+    let id = m.sell_id(&seller, "Right after the restart", 12.0).await;
     let (status, order) = order_relaying_tickets(&m, &seller, &buyer, &id).await;
     assert_eq!(
         status,

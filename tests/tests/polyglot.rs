@@ -162,14 +162,8 @@ async fn an_expired_order_shows_in_the_feed() {
 async fn search_finds_available_tickets_only() {
     let m = Marketplace::start();
     let (seller, _) = sign_up_with_id(&m, "seller@example.com").await;
-    let id = m.sell(&seller, "Berlin Philharmonic Gala", 80.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = m.sell(&seller, "Berlin Marathon", 20.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = m.sell_id(&seller, "Berlin Philharmonic Gala", 80.0).await;
+    let other = m.sell_id(&seller, "Berlin Marathon", 20.0).await;
     // Found within the event propagation time, by a word, a prefix, or several words.
     search_finds(&m, "philharmonic", &id, true).await;
     let resp = m.get(&Client::new(), "/api/search?q=PHILHARMONIC").await;
@@ -273,10 +267,7 @@ async fn duplicate_and_out_of_order_events_change_nothing() {
     );
 
     // A marker after them: once search and activity show it, they handled the rest too.
-    let marker = m.sell(&seller, "Marker Ballet", 1.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let marker = m.sell_id(&seller, "Marker Ballet", 1.0).await;
     search_finds(&m, "marker", &marker, true).await;
     let (status, marker_order) = m.order_when_known(&buyer, &marker).await;
     assert_eq!(status, StatusCode::CREATED, "{marker_order}");
@@ -305,10 +296,7 @@ async fn duplicate_and_out_of_order_events_change_nothing() {
     // A duplicate of a real event, after the fact, adds nothing either.
     m.redis.publish("order:created", &order_created);
     m.redis.publish("order:cancelled", &cancelled);
-    let again = m.sell(&seller, "Second Marker", 1.0).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let again = m.sell_id(&seller, "Second Marker", 1.0).await;
     search_finds(&m, "second marker", &again, true).await;
     assert_eq!(types(&feed(&m, &buyer).await), types(&entries));
 }

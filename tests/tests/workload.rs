@@ -78,10 +78,7 @@ async fn the_checker_reports_a_duplicate_expiry_and_a_forged_ticket_holder() {
     // A ticket the tickets service says is free now claims a holder that does not exist.
     let seller = m.client();
     m.sign_up(&seller, "forger@example.com").await;
-    let forged = m.sell(&seller, "Forged", 12.5).await["id"]
-        .as_str()
-        .expect("ticket id")
-        .to_owned();
+    let forged = m.sell_id(&seller, "Forged", 12.5).await;
     let db = rusqlite::Connection::open(m.state_dir().join("sqlite/tickets.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     let changed = db
