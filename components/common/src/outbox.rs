@@ -76,13 +76,15 @@ pub const DEFAULT_REDIS_ADDRESS: &str = "redis://127.0.0.1:6379";
 /// Rows claimed at once while relaying.
 const BATCH: usize = 100;
 
-/// How long a relay's claim on rows lasts. A relay killed after claiming (a replica's
-/// `kill -9`) leaves its rows to the next relay only after this: at 60 s a killed orders
-/// replica held an `order:created` back long enough for payments to answer the buyer
-/// 404 again and again (the chaos run). A live relay slower than this (Redis hung past
-/// the host's 5 s response timeout, twice) may see another relay publish the same rows
-/// too: a duplicate, which the contract allows and every consumer ignores.
-pub const CLAIM_SECONDS: u64 = 10;
+/// How long a relay's claim on rows lasts (2 to 3 s: whole seconds). A relay killed
+/// after claiming (a replica's `kill -9`) leaves its rows to the next relay only after
+/// this, and since HTTP handlers relay after their response, the client already holds
+/// its 201: at 10 s a buyer whose orders replica was killed just after answering paid
+/// for an order payments had not heard of for longer than it waits (5 s), and got a 404
+/// (the chaos run; at 60 s it was 404s again and again). A live relay slower than this
+/// (Redis paused or hung) may see another relay publish the same rows too: a duplicate,
+/// which the contract allows and every consumer ignores, and which a buyer never sees.
+pub const CLAIM_SECONDS: u64 = 3;
 
 thread_local! {
     /// How many events this thread has [`enqueue`]d. In a component that is one
