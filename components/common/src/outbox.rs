@@ -214,6 +214,11 @@ fn relay_at(
     let mut published = 0;
     loop {
         let claimed = claim(db, now)?;
+        if claimed.is_empty() {
+            // A concurrent relay claimed what was pending since we looked: nothing to
+            // publish or delete.
+            return Ok(published);
+        }
         if let Err(err) = publish_batch(db, publisher, &claimed, &mut run) {
             // All of them, those Redis accepted included: a failure means Redis went
             // away or restarted, and an event it accepted just before may never have
@@ -246,7 +251,7 @@ fn publish_batch(
     claimed: &[Pending],
     run: &mut Option<String>,
 ) -> anyhow::Result<()> {
-    let Some(last) = claimed.last() else {
+    let (Some(first), Some(last)) = (claimed.first(), claimed.last()) else {
         return Ok(());
     };
     for row in claimed {
@@ -260,7 +265,7 @@ fn publish_batch(
     publisher.confirm_sent(run.as_deref()).with_context(|| {
         format!(
             "Redis accepted outbox rows {} to {} but may not have sent them to its subscribers",
-            claimed[0].seq, last.seq
+            first.seq, last.seq
         )
     })
 }
