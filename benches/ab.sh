@@ -11,7 +11,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROUNDS="${ROUNDS:-4}"
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-1 32}"
-command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 unset RUST_BACKTRACE
 (cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
 

@@ -16,7 +16,6 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-5s}"
 CONNS="${CONNS:-1 32}"
 MANIFEST="${MANIFEST:-$ROOT/spin.toml}"
-command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 unset RUST_BACKTRACE
 
 source "$ROOT/benches/lib.sh"

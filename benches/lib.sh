@@ -1,3 +1,6 @@
+# The load generator, installed like every other tool (Debian's package).
+command -v wrk >/dev/null 2>&1 || (source "$(dirname "${BASH_SOURCE[0]}")/../scripts/setup.sh" && apt_install wrk)
+
 # Sourced by the bench scripts: a scratch directory (STATE) and the servers they start
 # (PIDS), both cleaned up when the script exits, however it exits.
 STATE="$(mktemp -d)"

@@ -23,7 +23,6 @@ DURATION="${DURATION:-10s}"
 TICKETS="${TICKETS:-200}"
 ORDERS="${ORDERS:-20}"
 ROUNDS="${ROUNDS:-200}"
-command -v wrk >/dev/null || { echo "install wrk: apt-get install -y wrk" >&2; exit 1; }
 unset RUST_BACKTRACE # a captured backtrace per request would distort the numbers
 
 (cd "$ROOT" && cargo build --release -q -p tessera --example native_hello)
