@@ -30,7 +30,9 @@ pub const EVENT_SOURCE: &str = "/tessera/orders";
 /// a status that holds its ticket (`created`, `complete`; see
 /// [`crate::domain::Lifecycle::holds_ticket`]) per ticket, however many instances
 /// insert at once.
-pub const SCHEMA: Schema = Schema { migrations: &[V1] };
+pub const SCHEMA: Schema = Schema {
+    migrations: &[V1, V2],
+};
 
 /// The first schema, one statement per entry (hosts run a single statement per call).
 const V1: &[&str] = &[
@@ -64,6 +66,14 @@ const V1: &[&str] = &[
     outbox::META_SCHEMA,
 ];
 
+/// The expiry backstop (`overdue_query`) runs before every new order and on every
+/// message: without an index it read the whole orders table each time, a cost that grew
+/// with every order ever placed. Only orders awaiting payment are in it.
+const V2: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS orders_awaiting_payment_by_deadline
+        ON orders (expires_at) WHERE status = 'created'",
+];
+
 /// Order rows joined with their ticket's replica and their payment.
 const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.expires_at, o.version,
         t.id AS ticket_id, t.title, t.price_cents, t.user_id AS seller_id,
@@ -71,6 +81,14 @@ const SELECT_ORDERS: &str = "SELECT o.id, o.user_id, o.status, o.expires_at, o.v
         p.status AS payment_status, p.stripe_id AS payment_stripe_id
     FROM orders o JOIN tickets t ON t.id = o.ticket_id
     LEFT JOIN order_payments p ON p.order_id = o.id";
+
+/// Up to `limit` orders awaiting payment past `?1`, earliest deadline first.
+fn overdue_query(limit: u32) -> String {
+    format!(
+        "{SELECT_ORDERS} WHERE o.status = 'created' AND o.expires_at <= ?1 \
+         ORDER BY o.expires_at LIMIT {limit}"
+    )
+}
 
 /// Why an order could not be inserted.
 #[derive(Debug)]
@@ -211,10 +229,7 @@ impl<D: Database> SqliteOrders<D> {
 
 impl<D: Database> OrderStore for SqliteOrders<D> {
     fn overdue_orders(&self, cutoff: u64, limit: u32) -> anyhow::Result<Vec<Order>> {
-        let sql = format!(
-            "{SELECT_ORDERS} WHERE o.status = 'created' AND o.expires_at <= ?1 \
-             ORDER BY o.expires_at LIMIT {limit}"
-        );
+        let sql = overdue_query(limit);
         let result = self
             .db
             .query(&sql, &[integer(cutoff)?])
@@ -433,6 +448,28 @@ mod tests {
         assert_eq!(store.orders_of("buyer").unwrap(), [order]);
         assert!(store.orders_of("seller").unwrap().is_empty());
         assert!(store.order(&OrderId::generate()).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_expiry_backstop_reads_only_orders_awaiting_payment() {
+        let store = store();
+        let plan = store
+            .db()
+            .query(
+                &format!("EXPLAIN QUERY PLAN {}", overdue_query(50)),
+                &[integer(NOW).unwrap()],
+            )
+            .unwrap();
+        let steps: Vec<String> = take_rows(plan)
+            .map(|mut row| row.take_text("detail").unwrap())
+            .collect();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX orders_awaiting_payment_by_deadline")),
+            "{steps:?}"
+        );
+        assert!(!steps.iter().any(|s| s.starts_with("SCAN o")), "{steps:?}");
     }
 
     #[test]
