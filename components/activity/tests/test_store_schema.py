@@ -55,6 +55,14 @@ def test_a_new_database_gets_every_migration_and_the_version():
     assert [e["type"] for e in db.feed("seller", 10, None)[0]] == ["reserved"]
 
 
+def test_a_page_of_the_feed_reads_the_users_newest_entries_by_index():
+    conn = fake_sqlite.Connection()
+    store.migrate(conn)
+    plan = [row[3] for row in conn.db.execute("EXPLAIN QUERY PLAN " + store.FEED, ("buyer", 10, 5))]
+    assert any("USING INDEX entries_by_user" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
 def test_a_current_database_costs_one_statement(monkeypatch):
     conn = fake_sqlite.Connection()
     store.migrate(conn)
