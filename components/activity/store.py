@@ -147,14 +147,24 @@ def dollars(cents):
     return f"${cents // 100}.{cents % 100:02d}"
 
 
+# Whether this instance has found the schema current. The host may reuse an instance for
+# many messages (`tessera up --reuse-instances`); the schema is checked once per instance,
+# not once per message. Only a newer release migrates further, and that leaves this
+# code's tables as they are (see `migrate`).
+_schema_checked = False
+
+
 class Store:
     def __init__(self, conn):
         self.conn = conn
 
     @classmethod
     def open(cls):
+        global _schema_checked
         conn = sqlite.Connection.open(LABEL)
-        migrate(conn)
+        if not _schema_checked:
+            migrate(conn)
+            _schema_checked = True
         return cls(conn)
 
     def rows(self, statement, params):

@@ -69,11 +69,24 @@ def test_a_current_database_costs_one_statement(monkeypatch):
     mark = len(conn.statements)
     store.migrate(conn)
     assert ran_since(conn, mark) == ["PRAGMA user_version"]
-    # What every message and request pays: Store.open on a current database.
+    # What a fresh instance pays: Store.open on a current database.
     monkeypatch.setattr(fake_sqlite.Connection, "open", classmethod(lambda cls, label: conn))
+    monkeypatch.setattr(store, "_schema_checked", False)
     mark = len(conn.statements)
     store.Store.open()
     assert ran_since(conn, mark) == ["PRAGMA user_version"]
+
+
+def test_a_reused_instance_checks_the_schema_once(monkeypatch):
+    conn = fake_sqlite.Connection()
+    monkeypatch.setattr(fake_sqlite.Connection, "open", classmethod(lambda cls, label: conn))
+    monkeypatch.setattr(store, "_schema_checked", False)
+    store.Store.open()  # a new database: migrated
+    assert version(conn) == VERSION
+    mark = len(conn.statements)
+    store.Store.open()
+    store.Store.open()
+    assert ran_since(conn, mark) == []
 
 
 def test_only_the_missing_migrations_run():
