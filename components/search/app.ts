@@ -55,6 +55,11 @@ const MIGRATIONS: string[][] = [
   ],
 ];
 
+// Whether this instance has found the schema current: a reused instance checks it once,
+// not on every message. Only a newer release migrates further, and that leaves this
+// code's tables as they are (see `migrate`).
+let schemaChecked = false;
+
 // Runs `f` on the database (migrated) and closes the connection when `f` returns or
 // throws: left to the garbage collector, it stays open while the host reuses the
 // instance for further messages (`tessera up --reuse-instances`), and such an instance
@@ -62,7 +67,10 @@ const MIGRATIONS: string[][] = [
 function withDatabase<T>(f: (db: Connection) => T): T {
   const db = Connection.open(DATABASE);
   try {
-    migrate(db);
+    if (!schemaChecked) {
+      migrate(db);
+      schemaChecked = true;
+    }
     return f(db);
   } finally {
     const dispose = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for("dispose");
