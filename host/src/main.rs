@@ -6,7 +6,8 @@ use clap::Parser;
 
 // Every request allocates and frees many small objects across two worker threads (the
 // store, the WASI and HTTP contexts, hyper's buffers, each sqlite value); glibc's malloc was
-// ~6 % of a hello's samples. mimalloc: hello +8 %, the reads +8 to +19 % (BENCHMARKS.md).
+// ~6 % of a hello's samples. mimalloc as tuned below: hello +4.5 % at 32 connections; with
+// its default options the reads gained 9 to 19 % (BENCHMARKS.md, session 11).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
