@@ -536,7 +536,11 @@ impl Marketplace {
                 started.elapsed() < std::time::Duration::from_secs(10),
                 "ticket {ticket_id} never reached orders"
             );
-            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+            // Not `tokio::time::sleep`: tokio's timer ticks in whole milliseconds, so a
+            // 200 µs sleep lasted until the next tick (0.2–1.2 ms), and that wait showed
+            // up in the benchmarks as propagation. A blocking thread keeps the 200 µs.
+            let pause = std::time::Duration::from_micros(200);
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(pause)).await;
         }
     }
 
