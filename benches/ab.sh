@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Hello served by several host variants side by side, in alternating rounds, so that the
-# drift of the machine hits every variant alike: the way to see a change of a few percent.
+# The benchmarks' hello (benches/hello) served by several host variants side by side, in
+# alternating rounds, so that the drift of the machine hits every variant alike: the way
+# to see a change of a few percent.
 #   bash benches/ab.sh before=/tmp/tessera-old after=target/release/tessera \
 #     'traced=target/release/tessera OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318'
 # Each argument is LABEL=BINARY [ENV=VALUE ...] (quote it when it has environment).
@@ -12,11 +13,10 @@ ROUNDS="${ROUNDS:-4}"
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-1 32}"
 unset RUST_BACKTRACE
-(cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
+(cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p hello-guest)
 
 source "$ROOT/benches/lib.sh"
 
-APP="$ROOT/host/tests/apps/conformance"
 LABELS=()
 declare -A URL
 for spec in "$@"; do
@@ -24,8 +24,7 @@ for spec in "$@"; do
   read -r -a words <<<"${spec#*=}"
   binary="${words[0]}"
   log="$STATE/$label.log"
-  env SPIN_VARIABLE_SECRET_TOKEN=x "${words[@]:1}" "$binary" up -f "$APP/spin.toml" \
-    --runtime-config-file "$APP/runtime-config.toml" --listen 127.0.0.1:0 \
+  env "${words[@]:1}" "$binary" up -f "$ROOT/benches/hello/spin.toml" --listen 127.0.0.1:0 \
     --state-dir "$STATE/$label" >"$log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 600); do grep -q "Serving HTTP on" "$log" && break; sleep 0.05; done
@@ -37,7 +36,7 @@ declare -A RATES
 for conns in $CONNS; do
   for _ in $(seq 1 "$ROUNDS"); do
     for label in "${LABELS[@]}"; do
-      RATES[$label,$conns]+="$(rate "$conns" "${URL[$label]}/denied/hello") "
+      RATES[$label,$conns]+="$(rate "$conns" "${URL[$label]}/") "
     done
   done
   for label in "${LABELS[@]}"; do

@@ -6,10 +6,12 @@
 # TESSERA_BIN (the host binary, default target/release/tessera), MANIFEST (the app's
 # spin.toml, default the repository's: point it at another build to compare the two).
 #
-# Rows: a native hyper hello (the baseline: no wasm at all); tessera serving the
-# conformance guest's /hello (spin-sdk 5.2, a fresh instance per request), with and without
-# the opt-in metrics listener, and with tracing on (OTLP to a local receiver that discards
-# the spans, benches/otlp_sink.py); the marketplace's read endpoints (Rust, Python,
+# Rows: a native hyper hello (the baseline: no wasm at all); tessera serving the smallest
+# spin-sdk 5.2 component (benches/hello: answers `hello`, a fresh instance per request),
+# with and without the opt-in metrics listener, and with tracing on (OTLP to a local
+# receiver that discards the spans, benches/otlp_sink.py); the conformance guest's /hello,
+# which builds a 20-route spin-sdk router per request first (the hello of the tables
+# before session 12); the marketplace's read endpoints (Rust, Python,
 # TypeScript) on an app seeded through its API, and its ticket list traced; event
 # propagation (ticket created → orderable, as a client sees it), back to back and on a
 # quiet app; the app's RSS and PSS; and `tessera up` to its first answer, cold (empty
@@ -26,7 +28,7 @@ ROUNDS="${ROUNDS:-200}"
 unset RUST_BACKTRACE # a captured backtrace per request would distort the numbers
 
 (cd "$ROOT" && cargo build --release -q -p tessera --example native_hello)
-(cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest)
+(cd "$ROOT" && cargo build --release -q --target wasm32-wasip2 -p conformance-guest -p hello-guest)
 (cd "$ROOT" && cargo build --release -q -p tessera-blackbox --example event_propagation)
 
 source "$ROOT/benches/lib.sh"
@@ -58,21 +60,24 @@ time_to_first_answer warm; WARM_MS="$ELAPSED_MS"
 
 start native "$TARGET/release/examples/native_hello"
 NATIVE="$(url native)"
-HELLO_ARGS=(-f "$ROOT/host/tests/apps/conformance/spin.toml"
-  --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" --listen 127.0.0.1:0)
-start hello env SPIN_VARIABLE_SECRET_TOKEN=x "$TESSERA" up "${HELLO_ARGS[@]}" \
-  --state-dir "$STATE/hello"
+HELLO_ARGS=(-f "$ROOT/benches/hello/spin.toml" --listen 127.0.0.1:0)
+start hello "$TESSERA" up "${HELLO_ARGS[@]}" --state-dir "$STATE/hello"
 HELLO="$(url hello)"
-start hello_metrics env SPIN_VARIABLE_SECRET_TOKEN=x "$TESSERA" up "${HELLO_ARGS[@]}" \
-  --state-dir "$STATE/hello_metrics" --metrics 127.0.0.1:0
+start hello_metrics "$TESSERA" up "${HELLO_ARGS[@]}" --state-dir "$STATE/hello_metrics" \
+  --metrics 127.0.0.1:0
 HELLO_METRICS="$(url hello_metrics)"
 start otlp python3 "$ROOT/benches/otlp_sink.py"
 OTLP="$(url otlp)"
 TRACING=(OTEL_EXPORTER_OTLP_ENDPOINT="$OTLP")
-start hello_traced env SPIN_VARIABLE_SECRET_TOKEN=x "${TRACING[@]}" "$TESSERA" up "${HELLO_ARGS[@]}" \
+start hello_traced env "${TRACING[@]}" "$TESSERA" up "${HELLO_ARGS[@]}" \
   --state-dir "$STATE/hello_traced"
 HELLO_TRACED="$(url hello_traced)"
 HELLO_TRACED_PID="$LAST_PID"
+start routed env SPIN_VARIABLE_SECRET_TOKEN=x "$TESSERA" up \
+  -f "$ROOT/host/tests/apps/conformance/spin.toml" \
+  --runtime-config-file "$ROOT/host/tests/apps/conformance/runtime-config.toml" \
+  --listen 127.0.0.1:0 --state-dir "$STATE/routed"
+ROUTED="$(url routed)"
 
 mkdir -p "$STATE/app"
 cp -r "$STATE/startup/cache" "$STATE/app/cache" # compiled above; the data starts empty
@@ -110,9 +115,10 @@ measure() {
 ROWS="$STATE/rows.tsv"
 for conns in 1 32; do
   measure "native hyper hello (baseline)" "$conns" "$NATIVE/"
-  measure "tessera: hello component" "$conns" "$HELLO/denied/hello"
-  measure "tessera: hello component, --metrics on" "$conns" "$HELLO_METRICS/denied/hello"
-  measure "tessera: hello component, tracing on" "$conns" "$HELLO_TRACED/denied/hello"
+  measure "tessera: hello component" "$conns" "$HELLO/"
+  measure "tessera: hello component, --metrics on" "$conns" "$HELLO_METRICS/"
+  measure "tessera: hello component, tracing on" "$conns" "$HELLO_TRACED/"
+  measure "tessera: hello behind a 20-route guest router" "$conns" "$ROUTED/denied/hello"
   measure "GET /api/users/currentuser" "$conns" "$APP/api/users/currentuser" -H "Cookie: session=$SELLER"
   measure "GET /api/tickets?limit=20" "$conns" "$APP/api/tickets?limit=20"
   measure "GET /api/tickets?limit=20, tracing on" "$conns" "$APP_TRACED/api/tickets?limit=20"
