@@ -84,6 +84,21 @@ async fn most_specific_route_wins() {
     assert_eq!(h["spin-path-match-id"], "42");
 }
 
+/// `--max-instances` bounds the instances alive at once; requests beyond it wait for a
+/// slot rather than fail, including while finished instances are still being torn down
+/// after their responses have gone out.
+#[tokio::test]
+async fn a_burst_beyond_the_instance_limit_waits_its_turn_and_is_served() {
+    let app = start(&["--max-instances", "2"], &[]);
+    let client = reqwest::Client::new();
+    let burst = (0..64).map(|_| {
+        let request = client.get(app.url("/granted/hello")).send();
+        async move { request.await.expect("hello request").status().as_u16() }
+    });
+    let statuses = futures::future::join_all(burst).await;
+    assert!(statuses.iter().all(|&s| s == 200), "statuses: {statuses:?}");
+}
+
 #[tokio::test]
 async fn runaway_component_times_out_while_others_are_served() {
     let app = start(&["--request-timeout", "1s"], &[]);

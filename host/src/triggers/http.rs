@@ -229,7 +229,6 @@ impl HttpServer {
         let timeout = self.runtime.limits.timeout;
 
         let guest = async move {
-            let _permit = permit;
             let Some(pre) = &loaded.http else {
                 // The runtime links the entry point of every routed component.
                 anyhow::bail!("the component has no HTTP entry point");
@@ -241,10 +240,12 @@ impl HttpServer {
                     .call_handle(&mut store, incoming, outparam)
                     .await
             };
-            match tokio::time::timeout(timeout, run).await {
+            let result = match tokio::time::timeout(timeout, run).await {
                 Ok(result) => result.map_err(anyhow::Error::from),
                 Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
-            }
+            };
+            release_after_response(store, permit);
+            result
         };
 
         // The guest runs on this connection's task until it has set its response; what
@@ -421,6 +422,27 @@ impl Drop for GuestRun {
                 log_failure_after_head(&component, &e);
             }
         });
+    }
+}
+
+/// Drops a finished instance's store, then its permit, on a task of its own. Dropping the
+/// store resets the instance's memory for the next one (the pages it dirtied zeroed or
+/// restored from the image: the largest part of a hello's teardown). Spawned from the
+/// connection's task, it runs when that task next yields, after hyper has written the
+/// response, so the reset is no longer part of the client's wait. The permit goes last:
+/// the pool must not hand the slot out before the store has let go of it.
+fn release_after_response(
+    store: wasmtime::Store<crate::state::HostState>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let release = move || {
+        drop(store);
+        drop(permit);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(async move { release() })),
+        // Only as the host exits.
+        Err(_) => release(),
     }
 }
 
