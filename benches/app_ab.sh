@@ -8,7 +8,8 @@
 # (TICKETS, ORDERS); the others serve the same sqlite files with --no-dev-services
 # (readers share them safely).
 # Knobs: ROUNDS (3), DURATION (wrk per round, 5s), CONNS ("1 32"), TICKETS (200),
-# ORDERS (20), MANIFEST (the app's spin.toml). Prints, per endpoint and connection count,
+# ORDERS (20), MANIFEST (the app's spin.toml), PATHS (the endpoints; default the ticket
+# list, one ticket and the buyer's orders). Prints, per endpoint and connection count,
 # each build's median requests/s and its rounds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,7 +41,10 @@ done
 BUYER="$(cat "$STATE/buyer.session")"
 TICKET="$(cat "$STATE/ticket.id")"
 
-for path in "/api/tickets?limit=20" "/api/tickets/$TICKET" "/api/orders"; do
+# PATHS: the endpoints, space-separated (TICKET stands for a seeded ticket's id).
+read -r -a ENDPOINTS <<<"${PATHS:-/api/tickets?limit=20 /api/tickets/TICKET /api/orders}"
+for path in "${ENDPOINTS[@]}"; do
+  path="${path//TICKET/$TICKET}"
   for conns in $CONNS; do
     declare -A RATES=()
     for label in "${LABELS[@]}"; do RATES[$label]=""; done
