@@ -84,6 +84,30 @@ async fn most_specific_route_wins() {
     assert_eq!(h["spin-path-match-id"], "42");
 }
 
+/// Every request runs in an instance of its own, including those instantiated ahead of
+/// their request (`triggers::ready_instance`): none has seen a request before.
+#[tokio::test]
+async fn every_request_gets_an_instance_that_has_served_no_other() {
+    let app = start(&[], &[]);
+    for _ in 0..20 {
+        assert_eq!(get(&app, "/granted/requests-seen").await, (200, "1".into()));
+    }
+    let client = reqwest::Client::new();
+    let burst = (0..32).map(|_| {
+        let request = client.get(app.url("/granted/requests-seen")).send();
+        async move {
+            request
+                .await
+                .expect("request")
+                .text()
+                .await
+                .unwrap_or_default()
+        }
+    });
+    let answers = futures::future::join_all(burst).await;
+    assert!(answers.iter().all(|a| a == "1"), "answers: {answers:?}");
+}
+
 /// `--max-instances` bounds the instances alive at once; requests beyond it wait for a
 /// slot rather than fail, including while finished instances are still being torn down
 /// after their responses have gone out.

@@ -25,7 +25,7 @@ use crate::runtime::{Limits, Runtime};
 use crate::runtime_config::RuntimeConfig;
 use crate::triggers::http::{self, HttpServer};
 use crate::triggers::redis::RedisTrigger;
-use crate::triggers::reused_instance;
+use crate::triggers::{ready_instance, reused_instance};
 use crate::variables::{EnvProvider, Resolved};
 
 /// How long `up` waits for the Redis triggers to subscribe before it serves anyway.
@@ -179,6 +179,7 @@ impl UpCommand {
             max_memory_bytes: self.max_instance_memory,
             timeout: self.request_timeout,
             parked_instances: reused_instance::most_parked(reuse.len()),
+            ready_instances: ready_instance::most_ready(app),
         };
         let runtime = Arc::new(Runtime::new(app, limits, &state_dir.join("cache")).await?);
         let instances = Arc::new(Semaphore::new(self.max_instances as usize));

@@ -47,6 +47,9 @@ pub struct Limits {
     /// Instances kept between messages (by components whose message handlers are
     /// reused), on top of `max_instances`.
     pub parked_instances: u32,
+    /// Instances instantiated ahead of a request, at most one per HTTP component
+    /// (`triggers::ready_instance`), on top of `max_instances`.
+    pub ready_instances: u32,
 }
 
 impl Limits {
@@ -279,7 +282,7 @@ fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
     /// Core instances (and tables) one component instance may use.
     const PER_COMPONENT: u32 = 16;
     let mut pooling = PoolingAllocationConfig::new();
-    let n = limits.max_instances + limits.parked_instances;
+    let n = limits.max_instances + limits.parked_instances + limits.ready_instances;
     pooling
         .total_component_instances(n)
         // A Rust component is a main module plus a few small adapter modules; a Python

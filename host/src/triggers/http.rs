@@ -25,12 +25,15 @@ use crate::manifest::ComponentId;
 use crate::router::{Route, RouteMatch, Router};
 use crate::runtime::{ComponentHandle, Runtime};
 use crate::traces::Trace;
+use crate::triggers::ready_instance::ReadyInstance;
 
 /// One routable component: its id and its current version (which holds the pre-linked
 /// HTTP entry point).
 struct HttpComponent {
     id: ComponentId,
     handle: ComponentHandle,
+    /// Its next request's instance, instantiated ahead.
+    ready: ReadyInstance,
 }
 
 pub struct HttpServer {
@@ -60,6 +63,7 @@ impl HttpServer {
                     let t = Arc::new(HttpComponent {
                         id: trigger.component.clone(),
                         handle: runtime.component(&trigger.component)?.clone(),
+                        ready: ReadyInstance::default(),
                     });
                     entry_points.insert(trigger.component.clone(), t.clone());
                     t
@@ -213,7 +217,17 @@ impl HttpServer {
         // Taken once: this request runs on this version to the end, even if `tessera
         // watch` installs a new one meanwhile.
         let loaded = target.handle.current();
-        let mut store = self.runtime.new_store(&loaded).map_err(Failure::Host)?;
+        let (mut store, ready_proxy) = match target.ready.take(&loaded).await {
+            Some(ready) => {
+                let mut store = ready.store;
+                self.runtime.arm_deadline(&mut store);
+                (store, Some(ready.proxy))
+            }
+            None => (
+                self.runtime.new_store(&loaded).map_err(Failure::Host)?,
+                None,
+            ),
+        };
         store.data_mut().set_trace(trace);
         let (sender, mut receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -227,6 +241,7 @@ impl HttpServer {
             .new_response_outparam(sender)
             .map_err(|e| Failure::Host(e.into()))?;
         let timeout = self.runtime.limits.timeout;
+        let next = (self.runtime.clone(), target.clone());
 
         let guest = async move {
             let Some(pre) = &loaded.http else {
@@ -234,7 +249,10 @@ impl HttpServer {
                 anyhow::bail!("the component has no HTTP entry point");
             };
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = match ready_proxy {
+                    Some(proxy) => proxy,
+                    None => pre.instantiate_async(&mut store).await?,
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, incoming, outparam)
@@ -244,7 +262,7 @@ impl HttpServer {
                 Ok(result) => result.map_err(anyhow::Error::from),
                 Err(_) => Err(anyhow::anyhow!("timed out after {timeout:?}")),
             };
-            release_after_response(store, permit);
+            release_after_response(store, permit, next);
             result
         };
 
@@ -425,25 +443,29 @@ impl Drop for GuestRun {
     }
 }
 
-/// Drops a finished instance's store, then its permit, on a task of its own. Dropping the
-/// store resets the instance's memory for the next one (the pages it dirtied zeroed or
-/// restored from the image: the largest part of a hello's teardown). Spawned from the
-/// connection's task, it runs when that task next yields, after hyper has written the
-/// response, so the reset is no longer part of the client's wait. The permit goes last:
-/// the pool must not hand the slot out before the store has let go of it.
+/// Drops a finished instance's store, then its permit, and makes the component's next
+/// instance ready ([`super::ready_instance`]), on a task of its own. Dropping the store resets
+/// the instance's memory (the pages it dirtied zeroed or restored from the image: the
+/// largest part of a hello's teardown). Spawned from the connection's task, the task runs
+/// when that one next yields, after hyper has written the response, so neither the reset
+/// nor the next instantiation is part of a client's wait. The permit goes after the
+/// store: the pool must not hand the slot out before the store has let go of it.
 fn release_after_response(
     store: wasmtime::Store<crate::state::HostState>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    (runtime, component): (Arc<Runtime>, Arc<HttpComponent>),
 ) {
-    let release = move || {
+    let Ok(tasks) = tokio::runtime::Handle::try_current() else {
+        // Only as the host exits.
         drop(store);
         drop(permit);
+        return;
     };
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => drop(runtime.spawn(async move { release() })),
-        // Only as the host exits.
-        Err(_) => release(),
-    }
+    tasks.spawn(async move {
+        drop(store);
+        drop(permit);
+        component.ready.refill(&runtime, &component.handle).await;
+    });
 }
 
 /// A guest that failed after its response head had been handed over: the failure can only

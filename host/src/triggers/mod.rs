@@ -1,3 +1,4 @@
 pub mod http;
+pub mod ready_instance;
 pub mod redis;
 pub mod reused_instance;

@@ -19,6 +19,7 @@ async fn handle(req: Request) -> Response {
     // components (`/granted/...`, `/denied/...`) that differ only in their grants.
     let mut router = Router::suffix();
     router.get("/hello", |_: Request, _: Params| text(200, "hello"));
+    router.get("/requests-seen", requests_seen);
     router.get("/loop", spin_forever);
     router.get("/trap", |_: Request, _: Params| -> Response {
         panic!("trap requested")
@@ -54,6 +55,14 @@ fn text(status: u16, body: &str) -> Response {
         .header("content-type", "text/plain")
         .body(body.to_owned())
         .build()
+}
+
+/// How many requests this instance has handled, this one included: always 1 when every
+/// request gets a fresh instance.
+fn requests_seen(_: Request, _: Params) -> Response {
+    static SEEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let seen = SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    text(200, &seen.to_string())
 }
 
 fn spin_forever(_: Request, _: Params) -> Response {
