@@ -10,7 +10,9 @@
 //! nothing but its own start-up (what instantiation runs anyway) and serves exactly one
 //! request; the request's data, deadline and trace are given to it when it is taken.
 //!
-//! The rules, all here:
+//! The rules (the one about load is the caller's, `http::NextInstance`):
+//! - an instance is made ahead only while fewer instances run than the host has cores:
+//!   under load it would save no time and only spread the work over more pool slots;
 //! - at most one instance per component is ready or being made ready, so the pooling
 //!   allocator needs one slot per HTTP component beside those that run
 //!   ([`Limits::ready_instances`](crate::runtime::Limits::ready_instances));
