@@ -18,13 +18,17 @@
 //! costs the outbox nothing. A backlog (a crash, a Redis outage) therefore drains with the service's next
 //! request or message of any kind.
 //!
-//! Concurrent relays do not publish the same rows: a relay first claims a batch of rows
-//! for a lease (`claimed_until`, one atomic UPDATE), publishes them, and deletes them.
-//! Without the claim, every instance relaying at the start of its request would
-//! publish every young row (measured: 60 concurrent creates gave 210 publishes). Rows
+//! Concurrent relays do not publish the same rows: a row is claimed for a lease
+//! (`claimed_until`) by the relay that publishes it. Without the claim, every instance
+//! relaying at the start of its request would publish every young row (measured: 60
+//! concurrent creates gave 210 publishes). The writer of an event claims it as it
+//! enqueues it, in the same transaction, so its own relay publishes it without looking
+//! for it: the usual relay reads nothing and writes only the `DELETE` after the publish
+//! (the claim had been an `UPDATE` of its own, a write on every event's path to Redis).
+//! Other rows (a backlog) are claimed a batch at a time by one atomic `UPDATE`. Rows
 //! whose publish (or its confirmation) failed are released at once for the next relay,
-//! the whole batch; rows of a relay that died mid-way are taken again when the lease
-//! expires.
+//! the whole batch; rows of a writer or relay that died mid-way are taken again when
+//! the lease expires.
 //!
 //! Delivery is still at least once: a relay that published a row but failed to delete
 //! it, or outlived its lease, leads to a second publish. That is acceptable because every
@@ -32,7 +36,7 @@
 //! versions, and effects are conditional updates). Concurrent relays can also interleave
 //! rows; the versions make consumers ignore the older of two events for one entity.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 
 use anyhow::{Context, anyhow, bail};
 
@@ -87,14 +91,28 @@ const BATCH: usize = 100;
 pub const CLAIM_SECONDS: u64 = 3;
 
 thread_local! {
-    /// How many events this thread has [`enqueue`]d. In a component that is one
-    /// instance, serving one request or message, so [`Relay`] can tell whether its work
-    /// queued anything without asking the database.
-    static ENQUEUED: Cell<u64> = const { Cell::new(0) };
+    /// The events this thread [`enqueue`]d in the transaction it has open: claimed for
+    /// its relay, but its own only once the transaction commits.
+    static UNCOMMITTED: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
+    /// The events this thread's committed transactions enqueued and its relay has not
+    /// taken yet. In a component the thread is one instance, serving one request or
+    /// message, so these are what that work queued; its relay publishes them without
+    /// asking the database for them.
+    static OWN: RefCell<Vec<Pending>> = const { RefCell::new(Vec::new()) };
 }
 
-fn enqueued_so_far() -> u64 {
-    ENQUEUED.with(Cell::get)
+fn own_count() -> usize {
+    OWN.with_borrow(Vec::len)
+}
+
+/// Called by [`crate::sqlite::transaction`] when the transaction has ended: the events
+/// it enqueued become this thread's to relay if it committed, and are forgotten (they
+/// were rolled back with it) if not.
+pub(crate) fn transaction_ended(committed: bool) {
+    let enqueued = UNCOMMITTED.take();
+    if committed {
+        OWN.with_borrow_mut(|own| own.extend(enqueued));
+    }
 }
 
 /// What one entry point (a request or a message) owes the outbox: a relay after its
@@ -104,7 +122,7 @@ fn enqueued_so_far() -> u64 {
 #[derive(Debug)]
 pub struct Relay {
     backlog: bool,
-    enqueued_at_open: u64,
+    own_at_open: usize,
 }
 
 impl Relay {
@@ -112,7 +130,7 @@ impl Relay {
     /// learns whether its outbox holds events to relay, both in one query when the
     /// schema is current.
     pub fn open(db: &(impl Database + ?Sized), schema: &Schema) -> anyhow::Result<Self> {
-        let enqueued_at_open = enqueued_so_far();
+        let own_at_open = own_count();
         let now = now();
         // Fails on a database without the outbox yet: migrating creates it.
         let backlog = match version_and_backlog(db, now) {
@@ -124,20 +142,25 @@ impl Relay {
         };
         Ok(Self {
             backlog,
-            enqueued_at_open,
+            own_at_open,
         })
     }
 
     /// Whether [`Relay::finish`] will relay.
     pub fn is_due(&self) -> bool {
-        self.backlog || enqueued_so_far() != self.enqueued_at_open
+        self.backlog || own_count() != self.own_at_open
     }
 
     /// Relays to `publisher` if due, logging a failure ([`relay_or_log`]): the work's
     /// change is committed and its events wait for the next relay.
     pub fn finish_with(&self, db: &(impl Database + ?Sized), publisher: &impl Publisher) {
-        if self.is_due() {
-            relay_or_log(db, publisher);
+        if !self.is_due() {
+            return;
+        }
+        // The backlog as found at open: rows the work itself queued are its own and
+        // need no search, and one left since is another entry point's to find.
+        if let Err(err) = relay_owed(db, publisher, now(), self.backlog) {
+            eprintln!("outbox relay stopped, pending events stay queued: {err:#}");
         }
     }
 
@@ -169,7 +192,8 @@ fn version_and_backlog(db: &(impl Database + ?Sized), now: u64) -> anyhow::Resul
     Ok((get_u64(&row, "version")?, get_u64(&row, "backlog")? != 0))
 }
 
-/// Stores `event` for publishing, inside the caller's open transaction.
+/// Stores `event` for publishing, inside the caller's open transaction
+/// ([`crate::sqlite::transaction`]), claimed for this instance's relay.
 ///
 /// `source` is the publishing service (`/tessera/<service>`) and `now` the Unix time of
 /// the change; the envelope gets a fresh UUID v4 as its id, and the current trace
@@ -183,16 +207,35 @@ pub fn enqueue(
     let id = uuid::Uuid::new_v4().to_string();
     let traceparent = trace::current();
     let payload = events::encode(event, source, &id, &rfc3339(now), traceparent.as_ref());
-    db.query(
-        "INSERT INTO outbox (channel, payload, created_at) VALUES (?, ?, ?)",
-        &[text(event.channel()), Value::Blob(payload), integer(now)?],
-    )
-    .with_context(|| format!("Failed to enqueue a `{}` event", event.channel()))?;
-    ENQUEUED.with(|count| count.set(count.get() + 1));
+    let inserted = db
+        .query(
+            "INSERT INTO outbox (channel, payload, created_at, claimed_until) \
+             VALUES (?, ?, ?, ?) RETURNING seq",
+            &[
+                text(event.channel()),
+                Value::Blob(payload.clone()),
+                integer(now)?,
+                integer(now.saturating_add(CLAIM_SECONDS))?,
+            ],
+        )
+        .with_context(|| format!("Failed to enqueue a `{}` event", event.channel()))?;
+    let seq = inserted
+        .rows()
+        .next()
+        .ok_or_else(|| anyhow!("enqueuing a `{}` event returned no seq", event.channel()))
+        .and_then(|row| get_u64(&row, "seq"))?;
+    UNCOMMITTED.with_borrow_mut(|rows| {
+        rows.push(Pending {
+            seq,
+            channel: event.channel().to_owned(),
+            payload,
+        })
+    });
     Ok(())
 }
 
-/// Publishes the pending rows in `seq` order, deleting each one after it was published.
+/// Publishes the pending rows in `seq` order, deleting each one after it was published:
+/// the backlog (rows no live relay has claimed), then this instance's own.
 ///
 /// Returns how many rows were published. On the first failure it stops and returns the
 /// error; that row and the ones after it stay for the next relay. Callers have already
@@ -207,11 +250,55 @@ fn relay_at(
     publisher: &impl Publisher,
     now: u64,
 ) -> anyhow::Result<usize> {
-    if !has_pending(db, now)? {
+    let backlog = has_pending(db, now)?;
+    relay_owed(db, publisher, now, backlog)
+}
+
+/// Relays the backlog if there is one, then this instance's own rows.
+fn relay_owed(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    now: u64,
+    backlog: bool,
+) -> anyhow::Result<usize> {
+    // Taken whatever happens next: a failure releases them to the next relay.
+    let mut own = OWN.take();
+    if !backlog && own.is_empty() {
         return Ok(0);
     }
     let mut run = last_redis_run(db)?;
     let mut published = 0;
+    if backlog {
+        match relay_backlog(db, publisher, now, &mut run) {
+            Ok(relayed) => {
+                // An own row whose claim ran out (work slower than the lease) was
+                // claimed as backlog too: it went out once, with the backlog.
+                own.retain(|row| !relayed.contains(&row.seq));
+                published += relayed.len();
+            }
+            Err(err) => {
+                // Older events go first: the own ones wait with them.
+                release(db, &own);
+                return Err(err);
+            }
+        }
+    }
+    if !own.is_empty() {
+        publish_claimed(db, publisher, &own, &mut run)?;
+        published += own.len();
+    }
+    Ok(published)
+}
+
+/// Claims and publishes unclaimed (or expired) rows a batch at a time until none is
+/// left; the `seq`s it published.
+fn relay_backlog(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    now: u64,
+    run: &mut Option<String>,
+) -> anyhow::Result<Vec<u64>> {
+    let mut published = Vec::new();
     loop {
         let claimed = claim(db, now)?;
         if claimed.is_empty() {
@@ -219,28 +306,40 @@ fn relay_at(
             // publish or delete.
             return Ok(published);
         }
-        if let Err(err) = publish_batch(db, publisher, &claimed, &mut run) {
-            // All of them, those Redis accepted included: a failure means Redis went
-            // away or restarted, and an event it accepted just before may never have
-            // reached a subscriber (see `Publisher::confirm_sent`). Publishing one twice
-            // is harmless; consumers are idempotent.
-            release(db, &claimed);
-            return Err(err);
-        }
-        // If this fails the rows stay claimed, and are published again once the claim
-        // expires.
-        let (placeholders, seqs) = seq_list(&claimed)?;
-        db.query(
-            &format!("DELETE FROM outbox WHERE seq IN ({placeholders})"),
-            &seqs,
-        )
-        .context("Failed to delete published outbox rows")?;
-        published += claimed.len();
+        publish_claimed(db, publisher, &claimed, run)?;
+        published.extend(claimed.iter().map(|row| row.seq));
         // Every claimed row is gone, so each round makes progress.
         if claimed.len() < BATCH {
             return Ok(published);
         }
     }
+}
+
+/// Publishes rows this relay holds the claim on, then deletes them; on a failure to
+/// publish it releases them all for the next relay.
+fn publish_claimed(
+    db: &(impl Database + ?Sized),
+    publisher: &impl Publisher,
+    claimed: &[Pending],
+    run: &mut Option<String>,
+) -> anyhow::Result<()> {
+    if let Err(err) = publish_batch(db, publisher, claimed, run) {
+        // All of them, those Redis accepted included: a failure means Redis went away
+        // or restarted, and an event it accepted just before may never have reached a
+        // subscriber (see `Publisher::confirm_sent`). Publishing one twice is harmless;
+        // consumers are idempotent.
+        release(db, claimed);
+        return Err(err);
+    }
+    // If this fails the rows stay claimed, and are published again once the claim
+    // expires.
+    let (placeholders, seqs) = seq_list(claimed)?;
+    db.query(
+        &format!("DELETE FROM outbox WHERE seq IN ({placeholders})"),
+        &seqs,
+    )
+    .context("Failed to delete published outbox rows")?;
+    Ok(())
 }
 
 /// Publishes `claimed` in order to Redis run `run` (see [`publish_to_known_run`]), then
@@ -271,6 +370,7 @@ fn publish_batch(
 }
 
 /// A claimed outbox row.
+#[derive(Debug)]
 struct Pending {
     seq: u64,
     channel: String,
@@ -371,6 +471,9 @@ fn claim(db: &(impl Database + ?Sized), now: u64) -> anyhow::Result<Vec<Pending>
 /// Gives claimed rows back for the next relay (best effort: a claim that is not
 /// released expires).
 fn release(db: &(impl Database + ?Sized), rows: &[Pending]) {
+    if rows.is_empty() {
+        return;
+    }
     let result = seq_list(rows).and_then(|(placeholders, seqs)| {
         db.query(
             &format!("UPDATE outbox SET claimed_until = 0 WHERE seq IN ({placeholders})"),

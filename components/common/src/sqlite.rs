@@ -63,6 +63,7 @@ where
             .context("Failed to commit a transaction")?;
         Ok(value)
     });
+    crate::outbox::transaction_ended(result.is_ok());
     if result.is_err() {
         // After a failed COMMIT the transaction may still be open; ROLLBACK closes it.
         // When nothing is open ("no transaction is active") there is nothing to undo.

@@ -137,6 +137,48 @@ fn a_rolled_back_transaction_enqueues_nothing() {
 }
 
 #[test]
+fn a_rolled_back_transaction_leaves_its_relay_nothing_to_publish() {
+    let db = db();
+    let relay = Relay::open(&db, &TABLES).unwrap();
+    let _ = transaction(&db, || -> anyhow::Result<()> {
+        enqueue(&db, &expired("o1"), SOURCE, NOW)?;
+        anyhow::bail!("the change failed");
+    });
+    assert!(!relay.is_due());
+    let publisher = MemoryPublisher::default();
+    relay.finish_with(&db, &publisher);
+    assert!(publisher.published().is_empty());
+}
+
+#[test]
+fn the_writer_claims_its_events_as_it_enqueues_them() {
+    let db = db();
+    enqueue_committed(&db, &[expired("o1")]);
+    // Another instance's relay leaves them to the writer's ...
+    assert!(!has_pending(&db, NOW).unwrap());
+    assert_eq!(claim(&db, NOW + CLAIM_SECONDS - 1).unwrap().len(), 0);
+    // ... unless the writer died before relaying: then they go once the lease is over.
+    assert_eq!(claim(&db, NOW + CLAIM_SECONDS).unwrap().len(), 1);
+}
+
+#[test]
+fn the_writer_relays_its_own_events_with_a_read_and_a_delete() {
+    let db = db();
+    let relay = Relay::open(&db, &TABLES).unwrap();
+    enqueue_committed(&db, &[expired("o1"), expired("o2")]);
+    let publisher = MemoryPublisher::default();
+    let before = db.statements_run();
+    relay.finish_with(&db, &publisher);
+    assert_eq!(
+        db.statements_run() - before,
+        2,
+        "the Redis run it last published to, and the DELETE: no search, no claim"
+    );
+    assert_eq!(orders(&publisher), ["o1", "o2"]);
+    assert!(pending(&db).unwrap().is_empty());
+}
+
+#[test]
 fn relay_publishes_in_order_and_empties_the_outbox() {
     let db = db();
     enqueue_committed(&db, &[expired("o1"), expired("o2")]);
