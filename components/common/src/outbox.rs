@@ -80,7 +80,7 @@ pub const DEFAULT_REDIS_ADDRESS: &str = "redis://127.0.0.1:6379";
 /// Rows claimed at once while relaying.
 const BATCH: usize = 100;
 
-/// How long a relay's claim on rows lasts (2 to 3 s: whole seconds). A relay killed
+/// How long a claim on rows lasts (2 to 3 s: whole seconds). A writer or relay killed
 /// after claiming (a replica's `kill -9`) leaves its rows to the next relay only after
 /// this, and since HTTP handlers relay after their response, the client already holds
 /// its 201: at 10 s a buyer whose orders replica was killed just after answering paid
