@@ -151,7 +151,7 @@ impl Relay {
         self.backlog || own_count() != self.own_at_open
     }
 
-    /// Relays to `publisher` if due, logging a failure ([`relay_or_log`]): the work's
+    /// Relays to `publisher` if due, logging a failure ([`log_if_stopped`]): the work's
     /// change is committed and its events wait for the next relay.
     pub fn finish_with(&self, db: &(impl Database + ?Sized), publisher: &impl Publisher) {
         if !self.is_due() {
@@ -159,9 +159,7 @@ impl Relay {
         }
         // The backlog as found at open: rows the work itself queued are its own and
         // need no search, and one left since is another entry point's to find.
-        if let Err(err) = relay_owed(db, publisher, now(), self.backlog) {
-            eprintln!("outbox relay stopped, pending events stay queued: {err:#}");
-        }
+        log_if_stopped(relay_owed(db, publisher, now(), self.backlog));
     }
 
     /// [`Relay::finish_with`] to the Redis of the variable `redis_address`, read only
@@ -498,7 +496,13 @@ fn seq_list(rows: &[Pending]) -> anyhow::Result<(String, Vec<Value>)> {
 
 /// [`relay`], logging a failure instead of returning it.
 pub fn relay_or_log(db: &(impl Database + ?Sized), publisher: &impl Publisher) {
-    if let Err(err) = relay(db, publisher) {
+    log_if_stopped(relay(db, publisher));
+}
+
+/// Logs a relay's failure: the caller's change is committed, and the events it could not
+/// publish wait in the outbox for the next relay, so it is never the caller's error.
+fn log_if_stopped(relayed: anyhow::Result<usize>) {
+    if let Err(err) = relayed {
         eprintln!("outbox relay stopped, pending events stay queued: {err:#}");
     }
 }
