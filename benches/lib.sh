@@ -64,3 +64,18 @@ median() {
   tr ' ' '\n' <<<"$1" | grep . | sort -n \
     | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
 }
+
+# What process PID costs while nothing asks anything of it, over SECONDS (5): its CPU in
+# milliseconds per second and its threads' wake-ups (voluntary context switches) per
+# second, as "CPU_MS WAKEUPS". Call it after the process has been left alone for a while.
+idle_cost() {
+  local pid="$1" seconds="${2:-5}" hz cpu0 cpu1 wake0 wake1
+  hz="$(getconf CLK_TCK)"
+  cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+  wakeups() { cat /proc/"$pid"/task/*/status | awk '/^voluntary_ctxt_switches/ {n += $2} END {print n}'; }
+  cpu0="$(cpu)"; wake0="$(wakeups)"
+  sleep "$seconds"
+  cpu1="$(cpu)"; wake1="$(wakeups)"
+  awk -v c="$((cpu1 - cpu0))" -v w="$((wake1 - wake0))" -v s="$seconds" -v hz="$hz" \
+    'BEGIN {printf "%.1f %.1f", c * 1000 / hz / s, w / s}'
+}

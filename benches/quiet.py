@@ -2,6 +2,7 @@
 and with pauses of 1, 5 and 60 ms before each request (200 requests per row).
 
     python3 benches/quiet.py URL [PID]
+    PAUSES="1500" REQUESTS=20 python3 benches/quiet.py URL [PID]   # other pauses (ms)
 
 Prints the median and p90 latency per pause; given the server's PID (Linux), also the
 CPU time its threads spent per request (from each thread's schedstat), by thread name.
@@ -15,8 +16,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-REQUESTS = 200
-PAUSES_MS = [0, 1, 5, 60]
+REQUESTS = int(os.environ.get("REQUESTS", "200"))
+PAUSES_MS = [int(p) for p in os.environ.get("PAUSES", "0 1 5 60").split()]
 
 
 def thread_cpu_ns(pid):

@@ -14,8 +14,8 @@
 # before session 12); the marketplace's read endpoints (Rust, Python,
 # TypeScript) on an app seeded through its API, and its ticket list traced; event
 # propagation (ticket created → orderable, as a client sees it), back to back and on a
-# quiet app; the app's RSS and PSS; and `tessera up` to its first answer, cold (empty
-# compile cache) and warm.
+# quiet app; the app's RSS and PSS, and its CPU and wake-ups when idle; and `tessera up`
+# to its first answer, cold (empty compile cache) and warm.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -89,6 +89,10 @@ SELLER="$(cat "$STATE/seller.session")"
 BUYER="$(cat "$STATE/buyer.session")"
 TICKET="$(cat "$STATE/ticket.id")"
 IDLE_RSS="$(rss_mib "$APP_PID")"; IDLE_PSS="$(pss_mib "$APP_PID")"
+# Left alone (the host's epoch thread parks after a second without guests), the app
+# should cost next to nothing.
+sleep 2
+read -r IDLE_CPU_MS IDLE_WAKEUPS <<<"$(idle_cost "$APP_PID" 5)"
 # The same data served by a second, traced process (readers share sqlite files safely).
 start app_traced env "${APP_ENV[@]}" "${TRACING[@]}" "$TESSERA" up \
   -f "$MANIFEST" --runtime-config-file "$ROOT/runtime-config.toml" \
@@ -155,6 +159,7 @@ echo "|---|---|"
 echo "| event propagation, ticket created → orderable ($ROUNDS rounds back to back) | $PROPAGATION |"
 echo "| event propagation, the same with rounds 60 ms apart (a quiet app) | $PROPAGATION_SPACED |"
 echo "| tessera up RSS / PSS, whole app idle after seeding | $IDLE_RSS / $IDLE_PSS MiB |"
+echo "| tessera up, whole app idle after seeding: CPU / wake-ups per second | $IDLE_CPU_MS ms / $IDLE_WAKEUPS |"
 echo "| tessera up RSS / PSS, whole app after the load | $LOADED_RSS / $LOADED_PSS MiB |"
 echo "| tessera up → first answer, cold compile cache | $COLD_MS ms |"
 echo "| tessera up → first answer, warm compile cache | $WARM_MS ms |"

@@ -15,6 +15,7 @@ use crate::app::ComponentSpec;
 use crate::capabilities::outbound_http::OutboundHttp;
 use crate::capabilities::{key_value, redis, sqlite};
 use crate::guest_output::GuestOutput;
+use crate::runtime::epoch::Ticking;
 use crate::traces::Trace;
 
 /// Everything about a component that all its instances share, built once per version
@@ -45,6 +46,9 @@ pub struct HostState {
     pub component: Arc<ComponentContext>,
     /// The span of the request or message this instance serves (tracing on only).
     pub trace: Option<Trace>,
+    /// Keeps the epoch advancing while this instance's guest can run (from
+    /// `Runtime::arm_deadline` until the store is dropped or [`HostState::disarm`]ed).
+    ticking: Option<Ticking>,
 }
 
 impl HostState {
@@ -71,6 +75,7 @@ impl HostState {
             limits,
             component,
             trace: None,
+            ticking: None,
         })
     }
 
@@ -79,6 +84,21 @@ impl HostState {
     pub fn set_trace(&mut self, trace: Option<Trace>) {
         self.outbound_http.trace = trace.clone();
         self.trace = trace;
+    }
+
+    /// Holds the epoch's ticking for this store (taking it from `arm` unless it already
+    /// does): the store has been armed for a piece of work.
+    pub fn keep_epoch_ticking(&mut self, arm: impl FnOnce() -> Ticking) {
+        if self.ticking.is_none() {
+            self.ticking = Some(arm());
+        }
+    }
+
+    /// For an instance parked between uses (instantiated ahead of a request, or kept
+    /// between messages): its guest cannot run until the store is armed again, so it no
+    /// longer keeps the epoch thread awake.
+    pub fn disarm(&mut self) {
+        self.ticking = None;
     }
 
     /// How many connections (databases, Redis, MQTT) the guest holds open.

@@ -155,6 +155,45 @@ async fn runaway_component_times_out_while_others_are_served() {
     );
 }
 
+/// An idle host stops advancing wasmtime's epoch (the thread parks, `runtime::epoch`); a
+/// runaway guest that arrives then must still be stopped at its deadline.
+#[tokio::test]
+async fn runaway_component_arriving_at_an_idle_host_times_out() {
+    let app = start(&["--request-timeout", "1s"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !epoch_thread_parked(app.pid()) {
+        assert!(
+            Instant::now() < deadline,
+            "the idle host's epoch thread never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    // Not stopped, the guest would spin for good: give up on it well before that.
+    let answer = tokio::time::timeout(Duration::from_secs(10), get(&app, "/granted/loop")).await;
+    let Ok((status, _)) = answer else {
+        panic!("the runaway guest was never stopped");
+    };
+    assert_eq!(status, 500);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timed out only after {:?}",
+        started.elapsed()
+    );
+}
+
+/// Whether process `pid`'s epoch thread is parked: waiting on a futex, where a ticking
+/// one sleeps on a timer between ticks (Linux's `wchan`).
+fn epoch_thread_parked(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        let read = |file: &str| std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
+        read("comm").trim() == "tessera-epoch" && read("wchan").contains("futex")
+    })
+}
+
 #[tokio::test]
 async fn trap_and_memory_cap_give_500_and_the_host_carries_on() {
     let app = start(&["--max-instance-memory", "32MiB"], &[]);

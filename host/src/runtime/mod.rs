@@ -10,11 +10,11 @@
 //! connections) belong to the runtime, not to a version, so they survive a reload.
 
 mod compile_cache;
+pub mod epoch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -31,9 +31,7 @@ use crate::guest_output::GuestOutput;
 use crate::locked::StagedFiles;
 use crate::manifest::ComponentId;
 use crate::state::{ComponentContext, HostState};
-
-/// How often the epoch advances; request timeouts are counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+use epoch::EpochTicker;
 
 /// Limits that keep one component from harming the others.
 #[derive(Debug, Clone)]
@@ -133,7 +131,7 @@ pub struct Runtime {
     components: HashMap<ComponentId, ComponentHandle>,
     /// `limits.timeout` in epoch ticks, the deadline every store gets.
     deadline_ticks: u64,
-    _epoch: EpochTicker,
+    epoch: EpochTicker,
 }
 
 impl Runtime {
@@ -160,9 +158,9 @@ impl Runtime {
             redis: Arc::new(redis::RedisClients::default()),
         };
 
-        let deadline_ticks = (limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let deadline_ticks = (limits.timeout.as_millis() / epoch::TICK.as_millis()).max(1) as u64;
         let mut runtime = Runtime {
-            _epoch: EpochTicker::start(engine.clone()),
+            epoch: EpochTicker::start(engine.clone()),
             engine,
             limits,
             linker,
@@ -272,9 +270,12 @@ impl Runtime {
     }
 
     /// Gives `store` the whole timeout from now: for each new piece of work, including
-    /// each message of a reused instance.
+    /// each message of a reused instance. Until the store is dropped or disarmed
+    /// ([`HostState::disarm`], as it is parked between uses) the epoch keeps advancing,
+    /// so the deadline can pass ([`epoch`]).
     pub fn arm_deadline(&self, store: &mut Store<HostState>) {
         store.set_epoch_deadline(self.deadline_ticks);
+        store.data_mut().keep_epoch_ticking(|| self.epoch.arm());
     }
 }
 
@@ -333,36 +334,4 @@ fn open_pools(
         }
     }
     Ok(pools)
-}
-
-/// Advances the engine's epoch on a dedicated thread; stops when dropped.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("tessera-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .ok();
-        EpochTicker { stop, thread }
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -156,5 +156,7 @@ async fn instantiate(
     let proxy = tokio::time::timeout(runtime.limits.timeout, pre.instantiate_async(&mut store))
         .await
         .map_err(|_| anyhow::anyhow!("instantiation timed out"))??;
+    // Its guest runs again only once the request that takes it arms it.
+    store.data_mut().disarm();
     Ok((store, proxy))
 }

@@ -94,6 +94,8 @@ impl Parking {
             }
             return;
         }
+        // Its guest runs again only once the next message arms it.
+        instance.store.data_mut().disarm();
         let mut idle = self.lock();
         if idle.len() < PARKED_PER_COMPONENT {
             idle.push(instance);
