@@ -8,7 +8,7 @@
 //! message, an instantiation) until it is dropped or parked between uses
 //! ([`crate::state::HostState::disarm`]). After 100 ms with no store armed the thread
 //! parks, and the next [`EpochTicker::arm`] wakes it before its guest runs. An idle host
-//! then makes no wake-ups at all (it made 100 a second, ~3 ms of CPU every second);
+//! then makes no wake-ups at all (it made 100 a second: 3–5 ms of CPU every second);
 //! under load every store is armed anyway and the thread never parks.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
