@@ -76,6 +76,19 @@ async fn postgres_round_trips_in_every_wit_version_only_when_granted() {
     let (status, body) = get(&app, &format!("/granted/pg/3?addr={kv_form}")).await;
     assert_eq!(status, 502);
     assert_contains(&body, &["is not permitted"]);
+
+    // A granted server that is gone: the guest learns why, not only that it failed.
+    drop(pg);
+    let (status, body) = get(&app, &format!("/granted/pg/4?addr={addr}")).await;
+    assert_eq!(status, 502);
+    assert_contains(
+        &body,
+        &[
+            "ConnectionFailed",
+            "error connecting to server: ",
+            "refused",
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

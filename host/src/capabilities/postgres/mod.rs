@@ -42,6 +42,20 @@ enum PgError {
     QueryFailed(tokio_postgres::Error),
 }
 
+/// `e` with its causes: tokio-postgres' own message is only its kind ("db error", "error
+/// connecting to server"), and the guest needs the why (the server's message, "Connection
+/// refused").
+fn describe(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 /// A parameter or a column value.
 #[derive(Debug)]
 enum PgValue {
@@ -295,7 +309,7 @@ impl HostState {
         }
         let (client, connection) = match config.connect(tokio_postgres::NoTls).await {
             Ok(pair) => pair,
-            Err(e) => return Ok(Err(PgError::ConnectionFailed(e.to_string()))),
+            Err(e) => return Ok(Err(PgError::ConnectionFailed(describe(&e)))),
         };
         let component = self.component.spec.id.clone();
         tokio::spawn(async move {

@@ -19,7 +19,7 @@ impl From<PgError> for v4::Error {
             PgError::BadParameter(m) => v4::Error::BadParameter(m),
             PgError::QueryFailed(e) => v4::Error::QueryFailed(match e.as_db_error() {
                 Some(db) => v4::QueryError::DbError(v4::DbError {
-                    as_text: e.to_string(),
+                    as_text: super::describe(&e),
                     severity: db.severity().to_owned(),
                     code: db.code().code().to_owned(),
                     message: db.message().to_owned(),
@@ -29,7 +29,7 @@ impl From<PgError> for v4::Error {
                         .map(|h| vec![("hint".to_owned(), h.to_owned())])
                         .unwrap_or_default(),
                 }),
-                None => v4::QueryError::Text(e.to_string()),
+                None => v4::QueryError::Text(super::describe(&e)),
             }),
         }
     }
@@ -131,7 +131,7 @@ impl From<PgError> for v3::Error {
         match e {
             PgError::ConnectionFailed(m) => v3::Error::ConnectionFailed(m),
             PgError::BadParameter(m) => v3::Error::BadParameter(m),
-            PgError::QueryFailed(e) => v3::Error::QueryFailed(e.to_string()),
+            PgError::QueryFailed(e) => v3::Error::QueryFailed(super::describe(&e)),
         }
     }
 }
@@ -203,7 +203,7 @@ impl From<PgError> for rdbms_types::Error {
         match e {
             PgError::ConnectionFailed(m) => rdbms_types::Error::ConnectionFailed(m),
             PgError::BadParameter(m) => rdbms_types::Error::BadParameter(m),
-            PgError::QueryFailed(e) => rdbms_types::Error::QueryFailed(e.to_string()),
+            PgError::QueryFailed(e) => rdbms_types::Error::QueryFailed(super::describe(&e)),
         }
     }
 }
