@@ -485,11 +485,25 @@ impl Drop for RedisServer {
 /// A loopback port that was free a moment ago. Another process may take it before the
 /// caller binds it: servers that cannot bind port 0 themselves start through
 /// [`start_on_free_port`], which tries again on another port.
+///
+/// Never the same port twice in one process: the kernel may hand a port just released to
+/// the next bind, and two tests of one binary starting servers at the same time would
+/// then be given one port (a server that lost the race exits, and a readiness check that
+/// only connects is answered by the other one).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        // A poisoned lock still holds a consistent set.
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// How many ports [`start_on_free_port`] tries.
