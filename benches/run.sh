@@ -89,7 +89,7 @@ SELLER="$(cat "$STATE/seller.session")"
 BUYER="$(cat "$STATE/buyer.session")"
 TICKET="$(cat "$STATE/ticket.id")"
 IDLE_RSS="$(rss_mib "$APP_PID")"; IDLE_PSS="$(pss_mib "$APP_PID")"
-# Left alone (the host's epoch thread parks after a second without guests), the app
+# Left alone (the host's epoch thread parks after 100 ms without guests), the app
 # should cost next to nothing.
 sleep 2
 read -r IDLE_CPU_MS IDLE_WAKEUPS <<<"$(idle_cost "$APP_PID" 5)"

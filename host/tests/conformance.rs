@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use tessera_blackbox::{TesseraUp, require_guest, workspace_root};
+use tessera_blackbox::{TesseraUp, require_guest, wait_until, workspace_root};
 
 fn manifest() -> std::path::PathBuf {
     workspace_root().join("host/tests/apps/conformance/spin.toml")
@@ -160,14 +160,10 @@ async fn runaway_component_times_out_while_others_are_served() {
 #[tokio::test]
 async fn runaway_component_arriving_at_an_idle_host_times_out() {
     let app = start(&["--request-timeout", "1s"], &[]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !epoch_thread_parked(app.pid()) {
-        assert!(
-            Instant::now() < deadline,
-            "the idle host's epoch thread never parked"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        wait_until(Duration::from_secs(10), || epoch_thread_parked(app.pid())),
+        "the idle host's epoch thread never parked"
+    );
     let started = Instant::now();
     // Not stopped, the guest would spin for good: give up on it well before that.
     let answer = tokio::time::timeout(Duration::from_secs(10), get(&app, "/granted/loop")).await;

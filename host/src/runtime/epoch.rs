@@ -153,13 +153,13 @@ impl Drop for Ticking {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
+    use tessera_blackbox::wait_until;
     use wasmtime::{Config, Instance, Module, Store};
 
     use super::*;
 
     const TEST_TICK: Duration = Duration::from_millis(1);
+    const PATIENCE: Duration = Duration::from_secs(5);
 
     fn engine() -> Engine {
         let mut config = Config::new();
@@ -167,27 +167,27 @@ mod tests {
         Engine::new(&config).expect("engine")
     }
 
-    /// Polls `condition` until it holds, failing after a few seconds.
-    fn wait_for(what: &str, condition: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !condition() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(TEST_TICK);
-        }
-    }
-
     #[test]
     fn parks_when_nothing_is_armed_and_ticks_again_when_armed() {
         let ticker = EpochTicker::with_timing(engine(), TEST_TICK, 3);
-        wait_for("the idle ticker to park", || ticker.is_parked());
+        assert!(
+            wait_until(PATIENCE, || ticker.is_parked()),
+            "timed out waiting for the idle ticker to park"
+        );
 
         let armed = ticker.arm();
         let at_arm = ticker.ticks();
-        wait_for("ticks after the arm", || ticker.ticks() >= at_arm + 5);
+        assert!(
+            wait_until(PATIENCE, || ticker.ticks() >= at_arm + 5),
+            "timed out waiting for ticks after the arm"
+        );
         assert!(!ticker.is_parked());
 
         drop(armed);
-        wait_for("the ticker to park again", || ticker.is_parked());
+        assert!(
+            wait_until(PATIENCE, || ticker.is_parked()),
+            "timed out waiting for the ticker to park again"
+        );
     }
 
     #[test]
@@ -196,7 +196,10 @@ mod tests {
         let _armed = ticker.arm();
         let at_arm = ticker.ticks();
         // Far longer than the idle threshold: the thread must not park meanwhile.
-        wait_for("many ticks", || ticker.ticks() >= at_arm + 30);
+        assert!(
+            wait_until(PATIENCE, || ticker.ticks() >= at_arm + 30),
+            "timed out waiting for many ticks"
+        );
         assert!(!ticker.is_parked());
     }
 
@@ -206,7 +209,10 @@ mod tests {
     fn a_runaway_guest_armed_after_the_ticker_parked_is_interrupted() {
         let engine = engine();
         let ticker = EpochTicker::with_timing(engine.clone(), TEST_TICK, 3);
-        wait_for("the idle ticker to park", || ticker.is_parked());
+        assert!(
+            wait_until(PATIENCE, || ticker.is_parked()),
+            "timed out waiting for the idle ticker to park"
+        );
 
         let module =
             Module::new(&engine, r#"(module (func (export "run") (loop br 0)))"#).expect("module");
@@ -238,7 +244,10 @@ mod tests {
     #[test]
     fn dropping_the_ticker_stops_a_parked_thread() {
         let ticker = EpochTicker::with_timing(engine(), TEST_TICK, 3);
-        wait_for("the idle ticker to park", || ticker.is_parked());
+        assert!(
+            wait_until(PATIENCE, || ticker.is_parked()),
+            "timed out waiting for the idle ticker to park"
+        );
         // Joins the thread: this returns only if the drop woke it.
         drop(ticker);
     }
